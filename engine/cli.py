@@ -1,0 +1,199 @@
+"""The ``datauploader`` command: the headless front end over the engine's public API.
+
+Exit codes: 0 everything done, 1 some files failed (each listed, the rest done), 2 usage or configuration
+error with nothing transferred, 130 interrupted (run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from engine import __version__
+from engine.datasets import DatasetRequest, parse_meta
+from engine.errors import DataUploaderError
+from engine.home import resolve_home
+from engine.logs import setup_logging
+from engine.progress import Snapshot
+from engine.status import STATUS_VERSION, dataset_status
+from engine.upload import UploadRequest, upload
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return "--:--"
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class _ProgressLine:
+    """One self-overwriting line on a terminal; nothing at all when stderr is not a TTY (cron, CI, pipes)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._width = 0
+
+    def __call__(self, snap: Snapshot) -> None:
+        if not self.enabled:
+            return
+        text = (
+            f"{snap.files_done}/{snap.files_total} files  {_size(snap.bytes_done)}/{_size(snap.bytes_total)}  "
+            f"{_size(snap.rate)}/s  ETA {_duration(snap.eta)}"
+            + (f"  {snap.failed} failed" if snap.failed else "")
+        )
+        pad = max(0, self._width - len(text))
+        self._width = len(text)
+        sys.stderr.write("\r" + text + " " * pad)
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.enabled and self._width:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _add_dataset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders to upload")
+    p.add_argument("--dataset", required=True, metavar="NAME", help="dataset name (a folder on storage)")
+    p.add_argument("--investigation", metavar="ID", help="investigation / proposal the dataset belongs to")
+    p.add_argument("--description", metavar="TEXT", help="dataset description")
+    p.add_argument("--investigation-description", metavar="TEXT", help="investigation description")
+    p.add_argument(
+        "--meta", action="append", default=[], metavar="KEY=VALUE", help="free metadata (repeatable)"
+    )
+    p.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
+    p.add_argument(
+        "--bwlimit", metavar="RATE", help="bandwidth limit in rclone syntax, e.g. 10M or '08:00,5M 20:00,off'"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datauploader",
+        description="Upload instrument data to facility storage and register it in the data catalogue.",
+    )
+    parser.add_argument("--version", action="version", version=f"datauploader {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    up = sub.add_parser("upload", help="upload files and folders as one dataset (batch mode)")
+    _add_dataset_options(up)
+
+    st = sub.add_parser("status", help="show every dataset with its state and counts")
+    st.add_argument("--json", action="store_true", help="machine-readable output (documented shape)")
+    return parser
+
+
+def _dataset_request(args: argparse.Namespace) -> DatasetRequest:
+    return DatasetRequest(
+        name=args.dataset,
+        investigation=args.investigation,
+        description=args.description,
+        investigation_description=args.investigation_description,
+        meta=parse_meta(args.meta),
+    )
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    home = resolve_home()
+    line = _ProgressLine()
+    stop = threading.Event()
+    try:
+        report = upload(
+            home,
+            UploadRequest(
+                paths=args.paths, dataset=_dataset_request(args), profile=args.profile, bwlimit=args.bwlimit
+            ),
+            progress=line,
+            stop=stop,
+        )
+    finally:
+        line.end()
+    out = sys.stdout
+    rate = report.bytes_uploaded / report.elapsed if report.elapsed > 0 else 0.0
+    out.write(
+        f"dataset '{report.name}': {report.files_done}/{report.files_total} files registered "
+        f"({_size(report.bytes_total)}), {report.files_uploaded} uploaded now "
+        f"({_size(report.bytes_uploaded)} at {_size(rate)}/s) -> {report.location}\n"
+    )
+    for rel, reason in report.failed:
+        out.write(f"FAILED {rel}: {reason}\n")
+    if report.failed:
+        out.write(f"{len(report.failed)} file(s) failed; fix the cause and run the same command again\n")
+    return report.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    home = resolve_home()
+    sets = dataset_status(home)
+    if args.json:
+        json.dump({"version": STATUS_VERSION, "datasets": [d.to_json() for d in sets]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not sets:
+        print("no datasets yet")
+        return 0
+    for d in sets:
+        inv = f"{d.investigation}/" if d.investigation else ""
+        print(
+            f"{inv}{d.name} [{d.profile}] {d.state}: {d.files_done}/{d.files_total} files, "
+            f"{_size(d.bytes_done)}/{_size(d.bytes_total)}"
+            + (f", {d.files_failed} failed" if d.files_failed else "")
+            + f" -> {d.location}"
+        )
+        if d.progress:
+            p = d.progress
+            print(
+                f"    {p.phase}: {p.files_done}/{p.files_total} files, {_size(p.bytes_done)}/"
+                f"{_size(p.bytes_total)} at {_size(p.rate)}/s, ETA {_duration(p.eta)} (pid {p.pid})"
+            )
+        for f in d.failures:
+            print(f"    FAILED {f['path']}: {f['reason']}")
+    return 0
+
+
+_COMMANDS = {"upload": cmd_upload, "status": cmd_status}
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> Any:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        home = resolve_home()
+        setup_logging(home, verbose=args.verbose)
+    except OSError as exc:
+        print(f"datauploader: error: cannot use the home folder: {exc}", file=sys.stderr)
+        return 2
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return _COMMANDS[args.command](args)
+    except DataUploaderError as exc:
+        print(f"datauploader: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Configuration: named profiles in ``config.toml``.
+
+A profile says where data goes (any rclone path) and which catalogue registers it. With no config file the
+``default`` profile is the embedded default: a folder under the home and the ``local`` catalogue, so a new user
+can try the tool without any server. Unknown keys are errors rather than warnings because a misspelt
+``bwlimit`` on an unattended instrument PC would otherwise go unnoticed for the whole beamtime.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.home import Home
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_PROFILE = "default"
+CATALOGUES = ("local", "scicat")
+RCLONE_ENV = "DATAUPLOADER_RCLONE"
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One upload target: storage + catalogue + transfer tuning."""
+
+    name: str
+    storage: str
+    catalogue: str = "local"
+    rclone_config: Path | None = None
+    transfers: int | None = None
+    checkers: int | None = None
+    bwlimit: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def storage_is_local(self) -> bool:
+        return is_local_path(self.storage)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed config file (or the embedded default when there is none)."""
+
+    source: Path | None
+    profiles: dict[str, Profile]
+    rclone: Path | None = None
+
+    def profile(self, name: str | None) -> Profile:
+        key = name or DEFAULT_PROFILE
+        try:
+            return self.profiles[key]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            where = f" in {self.source}" if self.source else ""
+            raise ConfigError(f"no profile '{key}'{where} (known profiles: {known})") from None
+
+
+def is_local_path(storage: str) -> bool:
+    """True for a plain folder; False for an rclone remote (``name:path`` or ``:backend,opt=...:path``)."""
+    if _WINDOWS_DRIVE.match(storage) or storage.startswith(("/", "\\", "~", ".")):
+        return True
+    head = storage.split("/", 1)[0]
+    return ":" not in head
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, where: Path) -> Any:
+    # bool is a subclass of int; a TOML `transfers = true` is a mistake, not 1.
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}: '{key}' must be {_kind_name(kind)}, not a boolean")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: '{key}' must be {_kind_name(kind)}, not {type(value).__name__}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _resolve_path(raw: str, base: Path) -> Path:
+    p = Path(os.path.expandvars(raw)).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+# Keys a profile may hold beyond the typed ones above; later features read them from Profile.options.
+_EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {}
+
+
+def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
+    key_prefix = f"profiles.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: '{key_prefix}' must be a table ([{key_prefix}])")
+    storage = raw.get("storage")
+    if storage is None:
+        raise ConfigError(f"{where}: '{key_prefix}.storage' is missing (a folder or an rclone remote path)")
+    _expect(storage, str, f"{key_prefix}.storage", where)
+    if not storage.strip():
+        raise ConfigError(f"{where}: '{key_prefix}.storage' is empty")
+    if is_local_path(storage):
+        storage = str(_resolve_path(storage, base))
+    catalogue = _expect(raw.get("catalogue", "local"), str, f"{key_prefix}.catalogue", where)
+    if catalogue not in CATALOGUES:
+        raise ConfigError(
+            f"{where}: '{key_prefix}.catalogue' is '{catalogue}'; use one of: {', '.join(CATALOGUES)}"
+        )
+    rclone_config = raw.get("rclone_config")
+    rc_path = None
+    if rclone_config is not None:
+        rc_path = _resolve_path(_expect(rclone_config, str, f"{key_prefix}.rclone_config", where), base)
+        if not rc_path.is_file():
+            raise ConfigError(f"{where}: '{key_prefix}.rclone_config' file {rc_path} does not exist")
+    transfers = raw.get("transfers")
+    checkers = raw.get("checkers")
+    for k, v in (("transfers", transfers), ("checkers", checkers)):
+        if v is not None and (_expect(v, int, f"{key_prefix}.{k}", where) < 1 or v > 256):
+            raise ConfigError(f"{where}: '{key_prefix}.{k}' must be between 1 and 256")
+    bwlimit = raw.get("bwlimit")
+    if bwlimit is not None:
+        _expect(bwlimit, str, f"{key_prefix}.bwlimit", where)
+    options: dict[str, Any] = {}
+    known = {"storage", "catalogue", "rclone_config", "transfers", "checkers", "bwlimit", *_EXTRA_KEYS}
+    for k, v in raw.items():
+        if k not in known:
+            raise ConfigError(
+                f"{where}: unknown key '{key_prefix}.{k}' (allowed: {', '.join(sorted(known))})"
+            )
+        if k in _EXTRA_KEYS:
+            options[k] = _expect(v, _EXTRA_KEYS[k], f"{key_prefix}.{k}", where)
+    return Profile(
+        name=name,
+        storage=storage,
+        catalogue=catalogue,
+        rclone_config=rc_path,
+        transfers=transfers,
+        checkers=checkers,
+        bwlimit=bwlimit,
+        options=options,
+    )
+
+
+def default_profile(home: Home) -> Profile:
+    """The embedded default: a folder under the home, the local catalogue, no server anywhere."""
+    return Profile(name=DEFAULT_PROFILE, storage=str(home.default_storage), catalogue="local")
+
+
+def load_config(home: Home) -> Config:
+    """Read ``config.toml`` from the home; raise :class:`ConfigError` with a one-line reason if it is bad."""
+    path = home.config_file
+    if not path.exists():
+        return Config(source=None, profiles={DEFAULT_PROFILE: default_profile(home)})
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    base = path.parent
+    for k in data:
+        if k not in ("profiles", "rclone"):
+            raise ConfigError(f"{path}: unknown top-level key '{k}' (allowed: profiles, rclone)")
+    rclone = None
+    if "rclone" in data:
+        rclone = _resolve_path(_expect(data["rclone"], str, "rclone", path), base)
+    raw_profiles = _expect(data.get("profiles", {}), dict, "profiles", path)
+    profiles = {name: _parse_profile(name, raw, path, base) for name, raw in raw_profiles.items()}
+    profiles.setdefault(DEFAULT_PROFILE, default_profile(home))
+    return Config(source=path, profiles=profiles, rclone=rclone)

@@ -1,0 +1,58 @@
+"""Checksums computed at the source.
+
+sha256 is what the catalogue records. When the storage can report a different hash (S3 and SFTP give MD5 or
+SHA-1, not SHA-256), that one is computed in the same pass so every byte is read once. hashlib releases the GIL
+on large buffers, so a small thread pool hashes while rclone transfers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_BUF = 1 << 20
+
+
+class SourceChanged(Exception):
+    """The file changed while it was being read; its checksum would not describe any real version of it."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    sha256: str
+    alt: str | None
+    size: int
+    mtime_ns: int
+
+
+def hash_file(path: Path | str, alt: str | None = None) -> Digest:
+    """sha256 (and ``alt``, an hashlib name, when given) of ``path``; :class:`SourceChanged` if it moved."""
+    sha = hashlib.sha256()
+    other = hashlib.new(alt) if alt else None
+    buf = bytearray(_BUF)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        before = os.fstat(fh.fileno())
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            chunk = view[:n]
+            sha.update(chunk)
+            if other is not None:
+                other.update(chunk)
+        after = os.fstat(fh.fileno())
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise SourceChanged(str(path))
+    return Digest(
+        sha256=sha.hexdigest(),
+        alt=other.hexdigest() if other is not None else None,
+        size=after.st_size,
+        mtime_ns=after.st_mtime_ns,
+    )
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

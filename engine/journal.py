@@ -1,0 +1,478 @@
+"""The journal: one SQLite database (WAL) that is the single source of truth for datasets and their files.
+
+Every step of an upload reads its work from here and writes its outcome back in the same transaction as the
+state change, so a crash, Ctrl-C or reboot at any point leaves a state the next run can resume from without
+uploading a verified file again. Writes are batched (one transaction per batch of files, never per file) so a
+dataset of a million files stays fast; every query that the upload loop runs is covered by an index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# File states, in the order a file normally passes through them.
+DISCOVERED = "discovered"  # seen at the source; needs (re)hashing and uploading
+SETTLING = "settling"  # sync mode: seen, but the writer may not be done with it yet
+UPLOADING = "uploading"  # an upload to the target was started (the target may hold our partial copy)
+VERIFIED = "verified"  # on storage and checked against the source
+REGISTERED = "registered"  # listed in the catalogue: done
+FAILED = "failed"  # gave up for now; `reason` says why, a re-run retries it
+STATES = (DISCOVERED, SETTLING, UPLOADING, VERIFIED, REGISTERED, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS datasets (
+    id INTEGER PRIMARY KEY,
+    profile TEXT NOT NULL,
+    investigation TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL,
+    storage TEXT NOT NULL,
+    target TEXT NOT NULL,
+    catalogue TEXT NOT NULL,
+    catalogue_id TEXT,
+    description TEXT,
+    investigation_description TEXT,
+    meta TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL DEFAULT 'open',
+    manifest_sha256 TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    UNIQUE (profile, investigation, name)
+);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    rel TEXT NOT NULL,
+    source TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT,
+    alt_hash TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    writing INTEGER NOT NULL DEFAULT 0,
+    stored_size INTEGER,
+    stored_sha256 TEXT,
+    stored_hash TEXT,
+    verify TEXT,
+    registered_sha256 TEXT,
+    updated REAL NOT NULL,
+    UNIQUE (dataset_id, rel)
+);
+CREATE INDEX IF NOT EXISTS files_by_state ON files (dataset_id, state, id);
+CREATE TABLE IF NOT EXISTS progress (
+    dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
+    pid INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    files_total INTEGER NOT NULL,
+    files_done INTEGER NOT NULL,
+    bytes_total INTEGER NOT NULL,
+    bytes_done INTEGER NOT NULL,
+    rate REAL NOT NULL,
+    eta REAL,
+    failed INTEGER NOT NULL,
+    started REAL NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: int
+    profile: str
+    investigation: str
+    name: str
+    storage: str
+    target: str
+    catalogue: str
+    catalogue_id: str | None
+    description: str | None
+    investigation_description: str | None
+    meta: dict[str, str]
+    state: str
+    manifest_sha256: str | None
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    id: int
+    rel: str
+    source: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    alt_hash: str | None
+    state: str
+    attempts: int
+    reason: str | None
+    writing: bool
+    stored_size: int | None
+    stored_sha256: str | None
+    stored_hash: str | None
+    verify: str | None
+    registered_sha256: str | None
+
+
+@dataclass
+class Counts:
+    """Per-dataset totals by state; ``done`` means registered."""
+
+    files: int = 0
+    bytes: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+    bytes_by_state: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.by_state.get(REGISTERED, 0)
+
+    @property
+    def bytes_done(self) -> int:
+        return self.bytes_by_state.get(REGISTERED, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.by_state.get(FAILED, 0)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    total: int
+    new: int
+    changed: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    dataset_id: int
+    pid: int
+    phase: str
+    files_total: int
+    files_done: int
+    bytes_total: int
+    bytes_done: int
+    rate: float
+    eta: float | None
+    failed: int
+    started: float
+    updated: float
+
+
+_FILE_COLS = (
+    "id, rel, source, size, mtime_ns, sha256, alt_hash, state, attempts, reason, writing, "
+    "stored_size, stored_sha256, stored_hash, verify, registered_sha256"
+)
+_DATASET_COLS = (
+    "id, profile, investigation, name, storage, target, catalogue, catalogue_id, description, "
+    "investigation_description, meta, state, manifest_sha256, created, updated"
+)
+
+
+def _file(row: Sequence[Any]) -> FileRecord:
+    values = list(row)
+    values[10] = bool(values[10])
+    return FileRecord(*values)
+
+
+def _dataset(row: Sequence[Any]) -> DatasetRecord:
+    values = list(row)
+    values[10] = json.loads(values[10])
+    return DatasetRecord(*values)
+
+
+def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Journal:
+    """Thread-safe access to the journal database (one connection, serialised by a lock).
+
+    Many processes may open the same journal (an upload and a ``status`` in another shell); WAL lets readers
+    run while a writer commits.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode never corrupts; a power cut may lose the last commits, which only means a file
+        # is checked again on storage at the next run (every step is idempotent).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- datasets ---------------------------------------------------------------------------------------
+
+    def find_dataset(self, profile: str, investigation: str, name: str) -> DatasetRecord | None:
+        rows = self._query(
+            f"SELECT {_DATASET_COLS} FROM datasets WHERE profile=? AND investigation=? AND name=?",
+            (profile, investigation, name),
+        )
+        return _dataset(rows[0]) if rows else None
+
+    def get_dataset(self, dataset_id: int) -> DatasetRecord:
+        rows = self._query(f"SELECT {_DATASET_COLS} FROM datasets WHERE id=?", (dataset_id,))
+        if not rows:
+            raise KeyError(dataset_id)
+        return _dataset(rows[0])
+
+    def datasets(self) -> list[DatasetRecord]:
+        return [_dataset(r) for r in self._query(f"SELECT {_DATASET_COLS} FROM datasets ORDER BY id")]
+
+    def create_dataset(
+        self,
+        *,
+        profile: str,
+        investigation: str,
+        name: str,
+        storage: str,
+        target: str,
+        catalogue: str,
+        description: str | None,
+        investigation_description: str | None,
+        meta: dict[str, str],
+    ) -> DatasetRecord:
+        now = time.time()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO datasets (profile, investigation, name, storage, target, catalogue, description, "
+                "investigation_description, meta, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    profile,
+                    investigation,
+                    name,
+                    storage,
+                    target,
+                    catalogue,
+                    description,
+                    investigation_description,
+                    json.dumps(meta, sort_keys=True),
+                    now,
+                    now,
+                ),
+            )
+            dataset_id = cur.lastrowid
+        assert dataset_id is not None
+        return self.get_dataset(dataset_id)
+
+    def update_dataset(self, dataset_id: int, **fields: Any) -> DatasetRecord:
+        allowed = {
+            "catalogue_id",
+            "description",
+            "investigation_description",
+            "meta",
+            "state",
+            "manifest_sha256",
+        }
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {bad}")
+        if "meta" in fields:
+            fields["meta"] = json.dumps(fields["meta"], sort_keys=True)
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE datasets SET {sets}, updated=? WHERE id=?",
+                (*fields.values(), time.time(), dataset_id),
+            )
+        return self.get_dataset(dataset_id)
+
+    # -- files --------------------------------------------------------------------------------------------
+
+    def stage_scan(self, files: Iterable[tuple[str, str, int, int]]) -> int:
+        """Stage a scan of the source, ``(rel, source path, size, mtime_ns)``, for :meth:`merge_scan`.
+
+        Staging is separate from merging so a scan that fails half way (a name collision, an unreadable
+        folder) leaves the journal exactly as it was. The staging table lives in this connection only.
+        """
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS scan "
+                "(rel TEXT PRIMARY KEY, source TEXT, size INTEGER, mtime_ns INTEGER)"
+            )
+            db.execute("DELETE FROM temp.scan")
+            for chunk in _chunks(files, 10_000):
+                db.executemany("INSERT OR REPLACE INTO temp.scan VALUES (?,?,?,?)", chunk)
+            return int(db.execute("SELECT count(*) FROM temp.scan").fetchone()[0])
+
+    def merge_scan(self, dataset_id: int) -> ScanResult:
+        """Merge the staged scan into the dataset's files.
+
+        New files are added as discovered; a file whose size, mtime or source changed goes back to discovered
+        (it must be uploaded again); a failed file is given another chance. Unchanged files keep their state.
+        The merge runs in SQL so memory stays flat however large the dataset is.
+        """
+        now = time.time()
+        with self.transaction() as db:
+            total = db.execute("SELECT count(*) FROM temp.scan").fetchone()[0]
+            new = db.execute(
+                "SELECT count(*) FROM temp.scan s WHERE NOT EXISTS "
+                "(SELECT 1 FROM files f WHERE f.dataset_id=? AND f.rel=s.rel)",
+                (dataset_id,),
+            ).fetchone()[0]
+            changed = db.execute(
+                "SELECT count(*) FROM temp.scan s JOIN files f ON f.dataset_id=? AND f.rel=s.rel "
+                "WHERE f.size!=s.size OR f.mtime_ns!=s.mtime_ns OR f.source!=s.source",
+                (dataset_id,),
+            ).fetchone()[0]
+            db.execute(
+                "INSERT INTO files (dataset_id, rel, source, size, mtime_ns, state, updated) "
+                "SELECT ?, rel, source, size, mtime_ns, ?, ? FROM temp.scan WHERE true "
+                "ON CONFLICT (dataset_id, rel) DO UPDATE SET "
+                "  source=excluded.source, size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                "  sha256=NULL, alt_hash=NULL, state=CASE WHEN files.state=? THEN ? ELSE ? END, "
+                "  attempts=0, reason=NULL, updated=excluded.updated "
+                "WHERE files.size!=excluded.size OR files.mtime_ns!=excluded.mtime_ns "
+                "   OR files.source!=excluded.source OR files.state=?",
+                (dataset_id, DISCOVERED, now, UPLOADING, UPLOADING, DISCOVERED, FAILED),
+            )
+            db.execute("DELETE FROM temp.scan")
+        return ScanResult(total=total, new=new, changed=changed)
+
+    def files_in_state(
+        self, dataset_id: int, states: Sequence[str], *, after_id: int = 0, limit: int = 1000
+    ) -> list[FileRecord]:
+        marks = ",".join("?" * len(states))
+        rows = self._query(
+            f"SELECT {_FILE_COLS} FROM files WHERE dataset_id=? AND state IN ({marks}) AND id>? "
+            "ORDER BY id LIMIT ?",
+            (dataset_id, *states, after_id, limit),
+        )
+        return [_file(r) for r in rows]
+
+    def iter_files(self, dataset_id: int, states: Sequence[str] = STATES) -> Iterator[FileRecord]:
+        """All files of a dataset in the given states, fetched page by page."""
+        after = 0
+        while True:
+            page = self.files_in_state(dataset_id, states, after_id=after, limit=5000)
+            if not page:
+                return
+            yield from page
+            after = page[-1].id
+
+    def get_file(self, dataset_id: int, rel: str) -> FileRecord | None:
+        rows = self._query(f"SELECT {_FILE_COLS} FROM files WHERE dataset_id=? AND rel=?", (dataset_id, rel))
+        return _file(rows[0]) if rows else None
+
+    def update_files(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Apply per-file column updates in one transaction. ``updates`` is ``[(file_id, {col: value})]``."""
+        allowed = {
+            "source",
+            "size",
+            "mtime_ns",
+            "sha256",
+            "alt_hash",
+            "state",
+            "attempts",
+            "reason",
+            "writing",
+            "stored_size",
+            "stored_sha256",
+            "stored_hash",
+            "verify",
+            "registered_sha256",
+        }
+        now = time.time()
+        with self.transaction() as db:
+            for file_id, cols in updates:
+                bad = set(cols) - allowed
+                if bad:
+                    raise ValueError(f"cannot update {bad}")
+                sets = ", ".join(f"{k}=?" for k in cols)
+                db.execute(f"UPDATE files SET {sets}, updated=? WHERE id=?", (*cols.values(), now, file_id))
+
+    def counts(self, dataset_id: int) -> Counts:
+        c = Counts()
+        for state, n, size in self._query(
+            "SELECT state, count(*), coalesce(sum(size),0) FROM files WHERE dataset_id=? GROUP BY state",
+            (dataset_id,),
+        ):
+            c.by_state[state] = n
+            c.bytes_by_state[state] = size
+            c.files += n
+            c.bytes += size
+        return c
+
+    def failures(self, dataset_id: int, limit: int = 1000) -> list[FileRecord]:
+        return self.files_in_state(dataset_id, (FAILED,), limit=limit)
+
+    # -- live progress (read by `status` in another process) ----------------------------------------------
+
+    def write_progress(self, p: Progress) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    p.dataset_id,
+                    p.pid,
+                    p.phase,
+                    p.files_total,
+                    p.files_done,
+                    p.bytes_total,
+                    p.bytes_done,
+                    p.rate,
+                    p.eta,
+                    p.failed,
+                    p.started,
+                    p.updated,
+                ),
+            )
+
+    def clear_progress(self, dataset_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM progress WHERE dataset_id=?", (dataset_id,))
+
+    def progress(self, dataset_id: int) -> Progress | None:
+        rows = self._query("SELECT * FROM progress WHERE dataset_id=?", (dataset_id,))
+        return Progress(*rows[0]) if rows else None

@@ -1,0 +1,45 @@
+"""Logging set-up shared by the CLI and the tray: a rotating file in the home's log folder plus the console."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import re
+
+from engine.home import Home
+
+_SECRET = re.compile(r"(?i)((?:pass(?:word)?|token|secret|key|authorization)\s*[=:]\s*)(['\"]?)[^'\"\s,]+")
+
+
+class RedactingFilter(logging.Filter):
+    """Masks anything that looks like a credential (``pass=…``, ``token: …``) before it reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = _SECRET.sub(r"\1\2***", msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+def setup_logging(home: Home, *, verbose: int = 0, console: bool = True) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    redact = RedactingFilter()
+    home.log_dir.mkdir(parents=True, exist_ok=True)
+    fileh = logging.handlers.RotatingFileHandler(
+        home.log_dir / "datauploader.log", maxBytes=10 << 20, backupCount=5, encoding="utf-8"
+    )
+    fileh.setLevel(logging.DEBUG if verbose else logging.INFO)
+    fileh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    fileh.addFilter(redact)
+    root.addHandler(fileh)
+    if console:
+        con = logging.StreamHandler()
+        con.setLevel(logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
+        con.setFormatter(logging.Formatter("datauploader: %(levelname)s: %(message)s"))
+        con.addFilter(redact)
+        root.addHandler(con)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -1,0 +1,199 @@
+"""The facility storage as rclone sees it: probing, listing, batched copies, single-file puts.
+
+All access goes through the one rclone daemon. File lists for a batch are handed to rclone as NUL-separated
+files (``FilesFrom0``) so any file name, even one with a newline or leading spaces, is passed exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import StorageError
+from engine.rclone.daemon import RcloneDaemon, RcloneError
+
+log = logging.getLogger(__name__)
+
+# Strongest first. sha256 is what the catalogue records, so a backend that can give it is checked end to end
+# against the very checksum we publish; otherwise the source is hashed a second way in the same pass.
+VERIFY_HASHES = ("sha256", "sha1", "md5")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    size: int
+    hash: str | None
+
+
+@dataclass(frozen=True)
+class StorageInfo:
+    backend: str
+    hashes: tuple[str, ...]
+    verify_hash: str | None
+    is_local: bool
+
+
+@dataclass
+class CopyOutcome:
+    """What a copy job reported. Per-file results come from verification, not from here."""
+
+    error: str | None = None
+    file_errors: dict[str, str] = field(default_factory=dict)
+    bytes: int = 0
+
+
+def join_fs(root: str, *parts: str) -> str:
+    """Join an rclone path (``/data``, ``remote:``, ``remote:bucket``, ``:webdav,url=...:``) with sub-folders."""
+    clean = [p.strip("/") for p in parts if p and p.strip("/")]
+    if not clean:
+        return root
+    sep = "" if root.endswith((":", "/", "\\")) else "/"
+    return root + sep + "/".join(clean)
+
+
+class Storage:
+    """One storage root (a profile's ``storage``) reached through ``daemon``."""
+
+    def __init__(
+        self,
+        daemon: RcloneDaemon,
+        root: str,
+        *,
+        run_dir: Path,
+        transfers: int | None = None,
+        checkers: int | None = None,
+    ) -> None:
+        self.daemon = daemon
+        self.root = root
+        self.run_dir = run_dir
+        self.transfers = transfers
+        self.checkers = checkers
+        self._info: StorageInfo | None = None
+
+    def fs(self, *parts: str) -> str:
+        return join_fs(self.root, *parts)
+
+    def probe(self, target: str) -> StorageInfo:
+        """Check the storage is usable and create ``target`` on it; :class:`StorageError` (exit 2) if not."""
+        if self._info is not None:
+            return self._info
+        try:
+            info = self.daemon.call("operations/fsinfo", fs=self.root)
+            self.daemon.call("operations/mkdir", fs=self.root, remote=target)
+        except RcloneError as exc:
+            raise StorageError(f"storage '{self.root}' is not usable: {exc.message}") from None
+        hashes = tuple(str(h) for h in info.get("Hashes") or ())
+        verify = next((h for h in VERIFY_HASHES if h in hashes), None)
+        self._info = StorageInfo(
+            backend=str(info.get("Name", "?")),
+            hashes=hashes,
+            verify_hash=verify,
+            is_local=bool(info.get("Features", {}).get("IsLocal")),
+        )
+        log.info("storage %s: backend %s, verify with %s", self.root, self._info.backend, verify or "size")
+        return self._info
+
+    @contextmanager
+    def _file_list(self, names: Sequence[str]) -> Iterator[str]:
+        path = self.run_dir / f"files-{os.getpid()}-{secrets.token_hex(6)}.lst"
+        with open(path, "wb") as fh:
+            for name in names:
+                fh.write(name.encode("utf-8"))
+                fh.write(b"\0")
+        try:
+            yield str(path)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def list(
+        self, fs: str, names: Sequence[str] | None = None, hash_type: str | None = None
+    ) -> dict[str, RemoteFile]:
+        """Files below ``fs`` (all, or only ``names``) with size and, if asked, hash. Missing folder → {}."""
+        opt: dict[str, Any] = {"recurse": True, "filesOnly": True, "noModTime": True, "noMimeType": True}
+        if hash_type:
+            opt.update(showHash=True, hashTypes=[hash_type])
+        params: dict[str, Any] = {"fs": fs, "remote": "", "opt": opt}
+        if names is not None and not names:
+            return {}
+        try:
+            if names is None:
+                out = self.daemon.call("operations/list", **params)
+            else:
+                with self._file_list(names) as lst:
+                    out = self.daemon.call("operations/list", _filter={"FilesFrom0": [lst]}, **params)
+        except RcloneError as exc:
+            if exc.status == 404 or "directory not found" in exc.message:
+                return {}
+            raise
+        result: dict[str, RemoteFile] = {}
+        for item in out.get("list") or ():
+            hashes = item.get("Hashes") or {}
+            value = hashes.get(hash_type) if hash_type else None
+            result[item["Path"]] = RemoteFile(size=int(item["Size"]), hash=value or None)
+        return result
+
+    def copy(
+        self,
+        src_root: Path,
+        dst_fs: str,
+        names: Sequence[str],
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> CopyOutcome:
+        """Copy ``names`` (relative to ``src_root``) to ``dst_fs`` as one rclone job."""
+        config: dict[str, Any] = {}
+        if self.transfers:
+            config["Transfers"] = self.transfers
+        if self.checkers:
+            config["Checkers"] = self.checkers
+        outcome = CopyOutcome()
+        with self._file_list(names) as lst:
+            job = self.daemon.call(
+                "sync/copy",
+                srcFs=str(src_root),
+                dstFs=dst_fs,
+                _async=True,
+                _filter={"FilesFrom0": [lst]},
+                _config=config,
+            )
+            jobid = int(job["jobid"])
+            group = f"job/{jobid}"
+
+            def poll() -> None:
+                if on_bytes is not None:
+                    stats = self.daemon.call("core/stats", group=group)
+                    on_bytes(int(stats.get("bytes", 0)))
+
+            status = self.daemon.wait_job(jobid, on_poll=poll, stop=stop)
+        try:
+            stats = self.daemon.call("core/stats", group=group)
+            outcome.bytes = int(stats.get("bytes", 0))
+            if on_bytes is not None:
+                on_bytes(outcome.bytes)
+            for t in self.daemon.call("core/transferred", group=group).get("transferred") or ():
+                if t.get("error"):
+                    outcome.file_errors[str(t.get("name"))] = str(t["error"])
+            self.daemon.call("core/stats-delete", group=group)
+        except RcloneError as exc:  # statistics are a nicety; verification decides what arrived
+            log.debug("could not read stats of %s: %s", group, exc)
+        if status.get("error"):
+            outcome.error = str(status["error"])
+        return outcome
+
+    def put(self, local: Path, dst_fs: str, name: str) -> None:
+        """Upload one local file (e.g. the dataset manifest) to ``dst_fs/name``."""
+        self.daemon.call(
+            "operations/copyfile",
+            srcFs=str(local.parent),
+            srcRemote=local.name,
+            dstFs=dst_fs,
+            dstRemote=name,
+        )
