@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated DataUploader home per test and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class Cli:
+    """Runs ``python -m engine`` (the same code as the ``datauploader`` script) against one home folder."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DATAUPLOADER_HOME"] = str(self.home)
+        env.pop("DATAUPLOADER_RCLONE", None)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "engine", *args]
+
+    def __call__(self, *args: str, timeout: float = 300) -> Result:
+        p = subprocess.run(
+            self.argv(*args), env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+        )
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv(*args), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        )
+
+    def status(self) -> dict[str, Any]:
+        r = self("status", "--json")
+        assert r.code == 0, r.err
+        return json.loads(r.out)  # type: ignore[no-any-return]
+
+    @property
+    def storage(self) -> Path:
+        return self.home / "storage"
+
+    def write_config(self, text: str) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "config.toml").write_text(text)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    yield Cli(tmp_path / "home")
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return root
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }

@@ -1,0 +1,77 @@
+"""Configuration errors: one line, exit code 2, nothing transferred."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, write_tree
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "src", {"x.txt": b"x"})
+
+
+def _fails_with(cli: Cli, src: Path, *needles: str, profile: str | None = None) -> None:
+    args = ["upload", str(src), "--dataset", "d"] + (["--profile", profile] if profile else [])
+    r = cli(*args)
+    assert r.code == 2, (r.out, r.err)
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    for n in needles:
+        assert n in r.err, r.err
+    assert not (cli.storage / "d").exists()
+
+
+def test_bad_toml(cli: Cli, src: Path) -> None:
+    cli.write_config("[profiles.default\nstorage = ")
+    _fails_with(cli, src, "config.toml", "not valid TOML")
+
+
+def test_unknown_key_is_named(cli: Cli, src: Path) -> None:
+    cli.write_config('[profiles.default]\nstorage = "/tmp/x"\nbwlimt = "10M"\n')
+    _fails_with(cli, src, "profiles.default.bwlimt", "unknown key")
+
+
+def test_unknown_top_level_key(cli: Cli, src: Path) -> None:
+    cli.write_config('colour = "blue"\n')
+    _fails_with(cli, src, "colour")
+
+
+def test_wrong_type(cli: Cli, src: Path) -> None:
+    cli.write_config('[profiles.default]\nstorage = "/tmp/x"\ntransfers = "eight"\n')
+    _fails_with(cli, src, "profiles.default.transfers", "integer")
+
+
+def test_unknown_catalogue(cli: Cli, src: Path) -> None:
+    cli.write_config('[profiles.default]\nstorage = "/tmp/x"\ncatalogue = "icatt"\n')
+    _fails_with(cli, src, "catalogue", "icatt")
+
+
+def test_unknown_profile(cli: Cli, src: Path) -> None:
+    _fails_with(cli, src, "no profile 'beamline'", profile="beamline")
+
+
+def test_unknown_rclone_remote(cli: Cli, src: Path, tmp_path: Path) -> None:
+    cli.write_config('[profiles.default]\nstorage = "nosuchremote:bucket/raw"\n')
+    _fails_with(cli, src, "storage 'nosuchremote:bucket/raw' is not usable")
+
+
+def test_storage_is_a_file(cli: Cli, src: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    cli.write_config(f'[profiles.default]\nstorage = "{blocker}"\n')
+    _fails_with(cli, src, "is not usable")
+
+
+def test_missing_rclone_config_file(cli: Cli, src: Path) -> None:
+    cli.write_config('[profiles.default]\nstorage = "/tmp/x"\nrclone_config = "/nonexistent/rclone.conf"\n')
+    _fails_with(cli, src, "rclone_config", "does not exist")
+
+
+def test_named_profile_with_relative_storage(cli: Cli, src: Path) -> None:
+    cli.write_config('[profiles.lab]\nstorage = "elsewhere"\n')
+    r = cli("upload", str(src), "--dataset", "d", "--profile", "lab")
+    assert r.code == 0, r.err
+    assert (cli.home / "elsewhere" / "d" / "x.txt").read_bytes() == b"x"
