@@ -155,6 +155,7 @@ class Server:
         self.rclone_conf.write_text(_conf_section(self.remote, self.client_options()), encoding="utf-8")
         os.chmod(self.rclone_conf, 0o600)
         self._spawn()
+        self.after_start()
         return self
 
     def restart(self) -> Server:
@@ -244,6 +245,9 @@ class Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def after_start(self) -> None:
+        """Runs once the server accepts connections."""
+
     def client_options(self) -> dict[str, str]:
         raise NotImplementedError
 
@@ -274,8 +278,20 @@ class RcloneSftp(Server):
 
     kind = "sftp"
 
+    @property
+    def known_hosts(self) -> Path:
+        return self.conf_dir / "known_hosts"
+
+    def after_start(self) -> None:
+        # Real host key checking: the keys rclone generated (once, under --cache-dir) for this port.
+        keys = sorted((self.base / "cache" / "serve-sftp").glob("id_*.pub"))
+        if not keys:
+            raise RuntimeError(f"rclone serve sftp wrote no host keys under {self.base / 'cache'}")
+        lines = [f"[{HOST}]:{self.port} {' '.join(k.read_text().split()[:2])}" for k in keys]
+        self.known_hosts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
     def command(self) -> list[str]:
-        # No --key: rclone generates a host key once under --cache-dir, so a restart presents the same one.
+        # No --key: rclone generates host keys once under --cache-dir, so a restart presents the same ones.
         return self._rclone_serve(
             "sftp", "--addr", f"{HOST}:{self.port}", "--user", self.user, "--pass", self.password
         )
@@ -287,6 +303,7 @@ class RcloneSftp(Server):
             "port": str(self.port),
             "user": self.user,
             "pass": obscure(self.password),
+            "known_hosts_file": str(self.known_hosts),
             "shell_type": "unix",
             "md5sum_command": "md5sum",
             "sha1sum_command": "sha1sum",
