@@ -95,7 +95,10 @@ def _resolve_path(raw: str, base: Path) -> Path:
 
 
 # Keys a profile may hold beyond the typed ones above; later features read them from Profile.options.
-_EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {}
+_EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {
+    "webdav_pacer": str,  # rclone's pacer_min_sleep for WebDAV remotes, e.g. "0ms" (default) or "10ms"
+    "retry_for": (str, int, float),  # how long to keep retrying while the storage is unreachable
+}
 
 
 def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:

@@ -18,7 +18,7 @@ from engine.config import Profile
 from engine.errors import BusyError, UsageError
 from engine.journal import DatasetRecord, Journal
 from engine.names import validate_name
-from engine.storage import join_fs
+from engine.storage import join_fs, redact_fs
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def dataset_spec(rec: DatasetRecord) -> DatasetSpec:
     return DatasetSpec(
         name=rec.name,
         investigation=rec.investigation or None,
-        location=join_fs(rec.storage, rec.target),
+        location=redact_fs(join_fs(rec.storage, rec.target)),
         description=rec.description,
         investigation_description=rec.investigation_description,
         meta=dict(rec.meta),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,17 @@ class CopyOutcome:
     bytes: int = 0
 
 
+_SECRET_OPTION = re.compile(
+    r"(?i)([,:][a-z0-9_]*(?:pass|secret|token|bearer|key)[a-z0-9_]*=)('[^']*'|\"[^\"]*\"|[^,:]*)"
+)
+_URL_PASSWORD = re.compile(r"(//[^/:@\s]+:)[^@/\s]+@")
+
+
+def redact_fs(fs: str) -> str:
+    """An rclone path fit for logs, status output and the catalogue: secrets in connection strings masked."""
+    return _URL_PASSWORD.sub(r"\1***@", _SECRET_OPTION.sub(r"\1***", fs))
+
+
 def join_fs(root: str, *parts: str) -> str:
     """Join an rclone path (``/data``, ``remote:``, ``remote:bucket``, ``:webdav,url=...:``) with sub-folders."""
     clean = [p.strip("/") for p in parts if p and p.strip("/")]
@@ -80,6 +92,9 @@ class Storage:
     def fs(self, *parts: str) -> str:
         return join_fs(self.root, *parts)
 
+    def display_fs(self, *parts: str) -> str:
+        return redact_fs(self.fs(*parts))
+
     def probe(self, target: str) -> StorageInfo:
         """Check the storage is usable and create ``target`` on it; :class:`StorageError` (exit 2) if not."""
         if self._info is not None:
@@ -88,7 +103,7 @@ class Storage:
             info = self.daemon.call("operations/fsinfo", fs=self.root)
             self.daemon.call("operations/mkdir", fs=self.root, remote=target)
         except RcloneError as exc:
-            raise StorageError(f"storage '{self.root}' is not usable: {exc.message}") from None
+            raise StorageError(f"storage '{redact_fs(self.root)}' is not usable: {exc.message}") from None
         hashes = tuple(str(h) for h in info.get("Hashes") or ())
         verify = next((h for h in VERIFY_HASHES if h in hashes), None)
         self._info = StorageInfo(
@@ -97,7 +112,12 @@ class Storage:
             verify_hash=verify,
             is_local=bool(info.get("Features", {}).get("IsLocal")),
         )
-        log.info("storage %s: backend %s, verify with %s", self.root, self._info.backend, verify or "size")
+        log.info(
+            "storage %s: backend %s, verify with %s",
+            redact_fs(self.root),
+            self._info.backend,
+            verify or "size",
+        )
         return self._info
 
     @contextmanager

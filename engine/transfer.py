@@ -1,9 +1,11 @@
 """Moving one batch of files to storage and proving they arrived.
 
 For each batch: refuse to replace content that DataUploader did not write, record the intent to write (so a
-crash mid-copy is recognised as ours next time), copy everything in one rclone job per source folder, then list
-the batch on storage and compare size and the strongest hash the backend offers with the source. Only that
-comparison, never rclone's say-so, moves a file to ``verified``.
+crash mid-copy is recognised as ours next time), copy (one rclone job per source folder; a lone file as a single
+``copyfile`` call, which starts in milliseconds), then list the batch on storage and compare size and the
+strongest hash the backend offers with the source. Only that comparison, never rclone's say-so, moves a file
+to ``verified``. Failures are sorted into transient (retry later, however long the storage is away), permanent
+(fail now, in plain words) and unknown (a few tries, then fail).
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from typing import Any
 
 from engine.hashing import Digest
 from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, FileRecord, Journal
+from engine.rclone.daemon import RcloneError
+from engine.rclone.errors import PERMANENT, TRANSIENT, classify
 from engine.storage import RemoteFile, Storage
 
 log = logging.getLogger(__name__)
+
+# Files up to this size go alone through operations/copyfile when they are the whole batch (sync mode's
+# common case); bigger ones and backlogs go as a job, which reports progress while it runs.
+SINGLE_FILE_MAX = 64 << 20
 
 
 @dataclass
@@ -44,9 +52,12 @@ class Item:
 class BatchResult:
     verified: list[Item] = field(default_factory=list)
     failed: list[tuple[Item, str]] = field(default_factory=list)
-    retry: list[tuple[Item, str]] = field(default_factory=list)  # transient; try again
+    # Try again after a back-off; the flag says whether this try counts against max_attempts (transient
+    # trouble, the storage being away, only delays a file and never uses up its attempts).
+    retry: list[tuple[Item, str, bool]] = field(default_factory=list)
     changed: list[Item] = field(default_factory=list)  # source changed meanwhile; back to discovered
     bytes_moved: int = 0
+    transient: bool = False  # the storage looked unreachable: back off before the next batch
 
 
 def foreign_reason(rel: str) -> str:
@@ -66,7 +77,7 @@ class BatchTransfer:
         dataset_fs: str,
         verify_hash: str | None,
         *,
-        max_attempts: int = 3,
+        max_attempts: int = 5,
         stop: threading.Event | None = None,
     ) -> None:
         self.storage = storage
@@ -110,30 +121,48 @@ class BatchTransfer:
 
     def run(self, items: Sequence[Item], on_bytes: Callable[[int], None] | None = None) -> BatchResult:
         result = BatchResult()
+        seen: dict[str, RemoteFile] = {}
+        try:
+            to_copy = self._check_targets(items, result, seen)
+            if to_copy:
+                seen.update(self._copy(to_copy, result, on_bytes))
+        except RcloneError as exc:
+            # The storage (or rclone) failed as a whole, e.g. the server went away mid-batch.
+            c = classify(exc.message)
+            done = {id(i) for i in result.verified} | {id(i) for i, _ in result.failed}
+            rest = [i for i in items if id(i) not in done]
+            if c.kind == PERMANENT:
+                result.failed.extend((i, c.reason) for i in rest)
+            else:
+                result.transient = c.kind == TRANSIENT
+                result.retry.extend((i, c.reason, not result.transient) for i in rest)
+                result.verified = [i for i in result.verified if i.rec.rel in seen]
+            log.warning("batch of %d files: %s", len(items), c.reason)
+        self._record(result, seen)
+        return result
+
+    def _check_targets(
+        self, items: Sequence[Item], result: BatchResult, seen: dict[str, RemoteFile]
+    ) -> list[Item]:
+        """Which items to copy; items whose target already holds identical bytes are verified on the spot."""
+        existing = self.existing()
+        present = [i.rec.rel for i in items if i.rec.rel in existing]
+        remote = self.storage.list(self.dataset_fs, present, self.verify_hash) if present else {}
         to_copy: list[Item] = []
-        present = [i for i in items if i.rec.rel in self.existing()]
-        remote = (
-            self.storage.list(self.dataset_fs, [i.rec.rel for i in present], self.verify_hash)
-            if present
-            else {}
-        )
         for item in items:
-            r = remote.get(item.rec.rel) if item.rec.rel in self.existing() else None
+            r = remote.get(item.rec.rel)
             if r is None:
                 to_copy.append(item)
             elif self._matches(item, r) and self._source_hash(item) is not None and r.hash is not None:
                 # Identical bytes are already there (a crash after the copy, or an earlier upload): nothing
                 # is overwritten and nothing needs to move.
+                seen[item.rec.rel] = r
                 result.verified.append(item)
             elif self._ours(item, r):
                 to_copy.append(item)
             else:
                 result.failed.append((item, foreign_reason(item.rec.rel)))
-        seen = dict(remote)
-        if to_copy:
-            seen.update(self._copy(to_copy, result, on_bytes))
-        self._record(result, seen)
-        return result
+        return to_copy
 
     def _copy(
         self, items: list[Item], result: BatchResult, on_bytes: Callable[[int], None] | None
@@ -142,45 +171,63 @@ class BatchTransfer:
         self.journal.update_files(
             [(i.rec.id, {"state": UPLOADING, "writing": 1, "sha256": i.digest.sha256}) for i in items]
         )
-        by_root: dict[Path, list[Item]] = defaultdict(list)
-        for item in items:
-            by_root[item.source_root].append(item)
         errors: dict[str, str] = {}
         job_error: str | None = None
-        done_bytes = 0
-        for root, group in by_root.items():
-            base = done_bytes
+        if len(items) == 1 and items[0].digest.size <= SINGLE_FILE_MAX:
+            item = items[0]
+            try:
+                self.storage.put(item.source_root / item.rec.rel, self.dataset_fs, item.rec.rel)
+                result.bytes_moved += item.digest.size
+            except RcloneError as exc:
+                if exc.status == 0:  # rclone itself is gone, not the file: let run() handle the batch
+                    raise
+                errors[item.rec.rel] = exc.message
+        else:
+            by_root: dict[Path, list[Item]] = defaultdict(list)
+            for item in items:
+                by_root[item.source_root].append(item)
+            for root, group in by_root.items():
+                base = result.bytes_moved
 
-            def progress(n: int, base: int = base) -> None:
-                if on_bytes is not None:
-                    on_bytes(base + n)
+                def progress(n: int, base: int = base) -> None:
+                    if on_bytes is not None:
+                        on_bytes(base + n)
 
-            outcome = self.storage.copy(
-                root, self.dataset_fs, [i.rec.rel for i in group], on_bytes=progress, stop=self.stop
-            )
-            done_bytes += outcome.bytes
-            errors.update(outcome.file_errors)
-            job_error = outcome.error or job_error
-        result.bytes_moved += done_bytes
+                outcome = self.storage.copy(
+                    root, self.dataset_fs, [i.rec.rel for i in group], on_bytes=progress, stop=self.stop
+                )
+                result.bytes_moved += outcome.bytes
+                errors.update(outcome.file_errors)
+                job_error = outcome.error or job_error
         after = self.storage.list(self.dataset_fs, [i.rec.rel for i in items], self.verify_hash)
         for item in items:
             if _source_changed(item):
                 result.changed.append(item)
                 continue
             r = after.get(item.rec.rel)
-            if r is None:
-                reason = errors.get(item.rec.rel) or job_error or "not found on storage after the copy"
-                result.retry.append((item, reason))
-            elif r.size != item.digest.size:
-                result.retry.append(
-                    (item, f"size on storage {r.size} differs from source {item.digest.size}")
-                )
-            elif not self._matches(item, r):
-                result.retry.append((item, f"{self.verify_hash} checksum on storage differs from the source"))
-            else:
+            if r is not None and self._matches(item, r):
                 result.verified.append(item)
                 if self._existing is not None:
                     self._existing[item.rec.rel] = r
+                continue
+            if r is None:
+                raw = errors.get(item.rec.rel) or job_error
+                if raw is None:
+                    result.retry.append((item, "not found on storage after the copy", True))
+                    continue
+                c = classify(raw)
+                if c.kind == PERMANENT:
+                    result.failed.append((item, c.reason))
+                else:
+                    result.transient |= c.kind == TRANSIENT
+                    result.retry.append((item, c.reason, c.kind != TRANSIENT))
+            elif r.size != item.digest.size:
+                reason = f"size on storage {r.size} differs from the source's {item.digest.size}"
+                result.retry.append((item, reason, True))
+            else:
+                result.retry.append(
+                    (item, f"{self.verify_hash} checksum on storage differs from the source", True)
+                )
         return after
 
     def _record(self, result: BatchResult, seen: dict[str, RemoteFile]) -> None:
@@ -207,15 +254,18 @@ class BatchTransfer:
                 )
             )
         for item, reason in result.failed:
-            updates.append((item.rec.id, {"state": FAILED, "reason": reason, "attempts": self.max_attempts}))
-        for item, reason in list(result.retry):
-            attempts = item.rec.attempts + 1
+            updates.append(
+                (item.rec.id, {"state": FAILED, "reason": reason, "attempts": item.rec.attempts + 1})
+            )
+        for entry in list(result.retry):
+            item, reason, counts = entry
+            attempts = item.rec.attempts + (1 if counts else 0)
             if attempts >= self.max_attempts:
-                result.retry.remove((item, reason))
+                result.retry.remove(entry)
                 result.failed.append((item, reason))
                 updates.append((item.rec.id, {"state": FAILED, "reason": reason, "attempts": attempts}))
             else:
-                log.info("%s: attempt %d failed (%s); will retry", item.rec.rel, attempts, reason)
+                log.info("%s: will retry (%s)", item.rec.rel, reason)
                 updates.append((item.rec.id, {"reason": reason, "attempts": attempts}))
         for item in list(result.changed):
             # The writer touched the file while we copied it: what is on storage is no version we hashed.

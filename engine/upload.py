@@ -3,39 +3,42 @@
 The run is a loop over the journal, not over the file system: scan → merge into the journal → for each batch of
 pending files, hash (overlapped with the previous batch's transfer) → transfer + verify → register. Because all
 state lives in the journal, the same command after a crash or Ctrl-C resumes where the last one stopped, and the
-same command after success moves nothing.
+same command after success moves nothing. While the storage is unreachable the run backs off and retries (for
+``retry_for``, default 12 h) rather than failing files that only need to wait.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine.catalogue import Catalogue, TransientError, open_catalogue
-from engine.config import Profile, load_config
+from engine.catalogue import TransientError
+from engine.config import load_config
 from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
-from engine.errors import StorageError
 from engine.hashing import Digest, SourceChanged, hash_file
 from engine.home import Home
 from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord, Journal
 from engine.progress import ProgressCallback, ProgressTracker
-from engine.rclone import RcloneDaemon, RcloneError, find_rclone
 from engine.registration import complete_dataset, register_verified
+from engine.session import RunContext, open_run
 from engine.sources import resolve_roots, scan
-from engine.storage import Storage
 from engine.transfer import BatchTransfer, Item
 
 log = logging.getLogger(__name__)
 
 BATCH_FILES = 2000
 BATCH_BYTES = 2 << 30
-MAX_ATTEMPTS = 3
-RETRY_DELAYS = (2.0, 8.0, 30.0)
+MAX_ATTEMPTS = 5
+BACKOFF_FIRST = 2.0
+BACKOFF_MAX = 300.0
+
+Prepared = tuple[list[Item], list[tuple[FileRecord, str]]]
 
 
 @dataclass(frozen=True)
@@ -65,40 +68,34 @@ class UploadReport:
         return 0 if self.complete and not self.failed else 1
 
 
-class _Run:
-    """State of one upload run (kept off the module so the pieces stay small and testable)."""
+def backoff(attempt: int) -> float:
+    """Exponential back-off with ±20 % jitter, so many uploaders do not hammer a recovering server in step."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2.0**attempt) * random.uniform(0.8, 1.2)
+
+
+class DatasetUploader:
+    """Uploads the pending files of one dataset; shared by batch mode and (per batch) sync mode."""
 
     def __init__(
-        self,
-        home: Home,
-        profile: Profile,
-        journal: Journal,
-        catalogue: Catalogue,
-        storage: Storage,
-        rec: DatasetRecord,
-        tracker: ProgressTracker,
-        stop: threading.Event,
+        self, ctx: RunContext, rec: DatasetRecord, tracker: ProgressTracker, stop: threading.Event
     ) -> None:
-        self.home = home
-        self.profile = profile
-        self.journal = journal
-        self.catalogue = catalogue
-        self.storage = storage
+        self.ctx = ctx
+        self.journal = ctx.journal
         self.rec = rec
         self.tracker = tracker
         self.stop = stop
-        self.info = storage.probe(rec.target)
-        self.alt = self.info.verify_hash if self.info.verify_hash not in (None, "sha256") else None
+        info = ctx.storage.probe(rec.target)
+        self.alt = info.verify_hash if info.verify_hash not in (None, "sha256") else None
         self.transfer = BatchTransfer(
-            storage,
-            journal,
-            storage.fs(rec.target),
-            self.info.verify_hash,
+            ctx.storage,
+            ctx.journal,
+            ctx.storage.fs(rec.target),
+            info.verify_hash,
             max_attempts=MAX_ATTEMPTS,
             stop=stop,
         )
         self.hash_pool = ThreadPoolExecutor(
-            max_workers=max(1, min(4, (os.cpu_count() or 2))), thread_name_prefix="hash"
+            max_workers=max(1, min(4, os.cpu_count() or 2)), thread_name_prefix="hash"
         )
         self.prep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
         self.uploaded_files = 0
@@ -153,7 +150,7 @@ class _Run:
                 return f"cannot read the source file: {exc.strerror}"
         return "the file kept changing while it was being read; run again when the writer is done"
 
-    def _prepare(self, batch: list[FileRecord]) -> tuple[list[Item], list[tuple[FileRecord, str]]]:
+    def _prepare(self, batch: list[FileRecord]) -> Prepared:
         items: list[Item] = []
         problems: list[tuple[FileRecord, str]] = []
         for f, d in zip(batch, self.hash_pool.map(self._digest, batch), strict=True):
@@ -165,18 +162,18 @@ class _Run:
 
     # -- the loop ----------------------------------------------------------------------------------------
 
-    def one_pass(self) -> None:
-        """Upload every pending file once; hashing of batch N+1 overlaps the transfer of batch N."""
+    def one_pass(self) -> bool:
+        """Upload every pending file once; hashing of batch N+1 overlaps the transfer of batch N.
+
+        Returns False when the storage looked unreachable (the caller backs off), True otherwise.
+        """
         batches = self._batches()
-        pending: Future[tuple[list[Item], list[tuple[FileRecord, str]]]] | None = None
         first = next(batches, None)
-        if first is None:
-            return
-        pending = self.prep_pool.submit(self._prepare, first)
+        pending: Future[Prepared] | None = self.prep_pool.submit(self._prepare, first) if first else None
         while pending is not None:
-            if self.stop.is_set():
-                return
             items, problems = pending.result()
+            if self.stop.is_set():
+                return True
             nxt = next(batches, None)
             pending = self.prep_pool.submit(self._prepare, nxt) if nxt is not None else None
             if problems:
@@ -193,17 +190,63 @@ class _Run:
             if result.failed:
                 self.tracker.add_failed(len(result.failed))
             self.register()
+            if result.transient:
+                if pending is not None:
+                    pending.cancel()
+                return False
+        return True
+
+    def run(self, retry_for: float) -> None:
+        """Passes until nothing is pending, backing off while the storage is away (at most ``retry_for`` s)."""
+        deadline = time.monotonic() + retry_for
+        attempt = 0
+        while not self.stop.is_set():
+            done_before = self.journal.counts(self.rec.id).done
+            reachable = self.one_pass()
+            if self.stop.is_set() or not self.has_pending():
+                return
+            if self.journal.counts(self.rec.id).done > done_before:
+                attempt = 0  # progress: the storage is back, start backing off from scratch
+            if time.monotonic() >= deadline:
+                self._give_up(retry_for)
+                return
+            delay = backoff(attempt)
+            attempt += 1
+            self.tracker.set_phase("waiting for storage" if not reachable else "retrying")
+            log.warning(
+                "%s; retrying in %.0f s",
+                "storage not reachable" if not reachable else "some files need another try",
+                delay,
+            )
+            if self.stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
+                return
+            self.tracker.set_phase("uploading")
+
+    def _give_up(self, retry_for: float) -> None:
+        stuck = list(self.journal.iter_files(self.rec.id, (DISCOVERED, UPLOADING)))
+        self.journal.update_files(
+            [
+                (
+                    f.id,
+                    {
+                        "state": FAILED,
+                        "reason": f"{f.reason or 'not uploaded'}; gave up after {retry_for:.0f} s",
+                    },
+                )
+                for f in stuck
+            ]
+        )
 
     def register(self) -> None:
         try:
-            n = register_verified(self.journal, self.catalogue, self.rec)
+            n = register_verified(self.journal, self.ctx.catalogue, self.rec)
         except TransientError as exc:
             log.warning("catalogue unreachable, registration postponed: %s", exc)
             return
         if n:
-            self.tracker.set_totals(**self._totals())
+            self.tracker.set_totals(**self.totals())
 
-    def _totals(self) -> dict[str, int]:
+    def totals(self) -> dict[str, int]:
         c = self.journal.counts(self.rec.id)
         return {
             "files": c.files,
@@ -213,7 +256,7 @@ class _Run:
             "failed": c.failed,
         }
 
-    def has_retryable(self) -> bool:
+    def has_pending(self) -> bool:
         return bool(self.journal.files_in_state(self.rec.id, (DISCOVERED, UPLOADING), limit=1))
 
 
@@ -227,106 +270,84 @@ def upload(
     """Upload ``request.paths`` as one dataset; see the module docstring for the flow."""
     started = time.monotonic()
     home.ensure()
-    profile = load_config(home).profile(request.profile)
+    profile_name = load_config(home).profile(request.profile).name
     req = request.dataset.validated()
     roots = resolve_roots(request.paths)
     stop = stop or threading.Event()
     with Journal(home.journal_file) as journal:
-        lock = lock_dataset(home.run_dir, profile.name, req)
+        lock = lock_dataset(home.run_dir, profile_name, req)
         try:
             # The whole scan is staged before anything is created or moved: a collision is a usage error.
             journal.stage_scan((f.rel, str(f.path(roots)), f.size, f.mtime_ns) for f in scan(roots))
-            catalogue = open_catalogue(profile, home)
+            ctx = open_run(home, journal, request.profile, request.bwlimit)
             try:
-                return _upload_dataset(
-                    home, profile, journal, catalogue, req, request, progress, stop, started
-                )
+                return _upload_dataset(ctx, req, progress, stop, started)
             finally:
-                catalogue.close()
+                ctx.close()
         finally:
             lock.release()
 
 
 def _upload_dataset(
-    home: Home,
-    profile: Profile,
-    journal: Journal,
-    catalogue: Catalogue,
+    ctx: RunContext,
     req: DatasetRequest,
-    request: UploadRequest,
     progress: ProgressCallback | None,
     stop: threading.Event,
     started: float,
 ) -> UploadReport:
-    config = load_config(home)
-    daemon = RcloneDaemon(find_rclone(config.rclone), config_file=profile.rclone_config, run_dir=home.run_dir)
-    storage = Storage(
-        daemon, profile.storage, run_dir=home.run_dir, transfers=profile.transfers, checkers=profile.checkers
+    journal, storage = ctx.journal, ctx.storage
+    storage.probe(req.target)
+    rec = open_dataset(journal, ctx.profile, req)
+    scan_result = journal.merge_scan(rec.id)
+    log.info(
+        "dataset %s: %d files at the source, %d new, %d changed",
+        rec.name,
+        scan_result.total,
+        scan_result.new,
+        scan_result.changed,
     )
+    rec = ensure_in_catalogue(ctx.catalogue, journal, rec)
+    if journal.files_in_state(rec.id, (DISCOVERED, UPLOADING, VERIFIED), limit=1):
+        rec = journal.update_dataset(rec.id, state="open")
+    tracker = ProgressTracker(journal, rec.id, progress)
+    up = DatasetUploader(ctx, rec, tracker, stop)
+    reason: str | None = None
     try:
-        storage.probe(req.target)
-        bwlimit = request.bwlimit or profile.bwlimit
-        if bwlimit:
-            try:
-                daemon.call("core/bwlimit", rate=bwlimit)
-            except RcloneError as exc:
-                raise StorageError(
-                    f"bandwidth limit {bwlimit!r} not understood by rclone: {exc.message}"
-                ) from None
-        rec = open_dataset(journal, profile, req)
-        scan_result = journal.merge_scan(rec.id)
-        log.info(
-            "dataset %s: %d files at the source, %d new, %d changed",
-            rec.name,
-            scan_result.total,
-            scan_result.new,
-            scan_result.changed,
-        )
-        rec = ensure_in_catalogue(catalogue, journal, rec)
-        if journal.files_in_state(rec.id, (DISCOVERED, UPLOADING, VERIFIED), limit=1):
-            rec = journal.update_dataset(rec.id, state="open")
-        tracker = ProgressTracker(journal, rec.id, progress)
-        run = _Run(home, profile, journal, catalogue, storage, rec, tracker, stop)
-        try:
-            tracker.set_totals(**run._totals())
-            tracker.set_phase("uploading")
-            run.register()  # anything verified by a run that died before registering it
-            for attempt in range(MAX_ATTEMPTS + 1):
-                run.one_pass()
-                if stop.is_set() or not run.has_retryable():
-                    break
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                log.info("retrying failed transfers in %.0f s", delay)
-                if stop.wait(delay):
-                    break
-            run.register()
+        tracker.set_totals(**up.totals())
+        tracker.set_phase("uploading")
+        up.register()  # anything verified by a run that died before registering it
+        up.run(ctx.retry_for)
+        up.register()
+        if not stop.is_set():
             tracker.set_phase("finishing")
             rec, reason = complete_dataset(
-                journal, catalogue, storage, journal.get_dataset(rec.id), home.run_dir
+                journal, ctx.catalogue, storage, journal.get_dataset(rec.id), ctx.home.run_dir
             )
-        finally:
-            run.close()
-            tracker.publish(force=True)
-            tracker.finish()
-        counts = journal.counts(rec.id)
-        report = UploadReport(
-            dataset_id=rec.id,
-            name=rec.name,
-            location=storage.fs(rec.target),
-            files_total=counts.files,
-            bytes_total=counts.bytes,
-            files_done=counts.done,
-            files_uploaded=run.uploaded_files,
-            bytes_uploaded=run.uploaded_bytes,
-            complete=rec.state == "complete",
-        )
-        report.failed = [(f.rel, f.reason or "unknown") for f in journal.failures(rec.id)]
-        pending = counts.files - counts.done - counts.failed
-        if pending and not stop.is_set():
-            report.failed.append((f"({pending} files)", "not finished: uploaded but not registered yet"))
-        if reason:
-            report.failed.append(("ro-crate-metadata.json", reason))
-        report.elapsed = time.monotonic() - started
-        return report
     finally:
-        daemon.stop()
+        up.close()
+        tracker.publish(force=True)
+        tracker.finish()
+    if stop.is_set():
+        raise KeyboardInterrupt
+    counts = journal.counts(rec.id)
+    report = UploadReport(
+        dataset_id=rec.id,
+        name=rec.name,
+        location=storage.display_fs(rec.target),
+        files_total=counts.files,
+        bytes_total=counts.bytes,
+        files_done=counts.done,
+        files_uploaded=up.uploaded_files,
+        bytes_uploaded=up.uploaded_bytes,
+        complete=rec.state == "complete",
+    )
+    report.failed = [(f.rel, f.reason or "unknown") for f in journal.failures(rec.id)]
+    pending = counts.files - counts.done - counts.failed
+    if pending:
+        report.failed.append(
+            (f"({pending} files)", "uploaded but not registered yet (catalogue unreachable)")
+        )
+    if reason:
+        report.failed.append(("ro-crate-metadata.json", reason))
+    report.elapsed = time.monotonic() - started
+    return report

@@ -53,11 +53,13 @@ class RcloneDaemon:
         config_file: Path | None = None,
         run_dir: Path,
         extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.binary = binary
         self.config_file = config_file
         self.run_dir = run_dir
         self.extra_args = extra_args
+        self.env = dict(env or {})
         self._proc: subprocess.Popen[str] | None = None
         self._url: str | None = None
         self._session = requests.Session()
@@ -88,6 +90,7 @@ class RcloneDaemon:
     def _spawn(self) -> None:
         user, password = secrets.token_hex(8), secrets.token_urlsafe(24)
         env = dict(os.environ)
+        env.update(self.env)
         env.update({"RCLONE_RC_USER": user, "RCLONE_RC_PASS": password})
         env.pop("RCLONE_RC_NO_AUTH", None)
         args = [str(self.binary), "rcd", "--rc-addr", "127.0.0.1:0", "--log-level", "NOTICE"]
@@ -114,6 +117,7 @@ class RcloneDaemon:
         )
         self._proc = proc
         found: list[str] = []
+        tail: list[str] = []
         ready = threading.Event()
         assert proc.stderr is not None
         stderr = proc.stderr
@@ -127,12 +131,15 @@ class RcloneDaemon:
                     ready.set()
                 if line:
                     rclone_log.info("%s", line)
+                    tail[:] = [*tail[-4:], line]
             ready.set()
 
         threading.Thread(target=pump, name="rclone-stderr", daemon=True).start()
         if not ready.wait(_START_TIMEOUT) or not found:
             self._terminate(proc)
-            raise RcloneError("rcd", 0, f"rclone daemon did not start (see the log); binary {self.binary}")
+            proc.wait()
+            last = next((t for t in reversed(tail) if "rror" in t), tail[-1] if tail else "no output")
+            raise RcloneError("rcd", 0, f"rclone ({self.binary}) did not start: {last}")
         self._url = found[0]
         self._session.auth = (user, password)
         self._session.trust_env = False  # never route loopback calls through a proxy

@@ -1,0 +1,69 @@
+"""Sorting rclone's error messages into "wait and retry" and "tell the scientist", in words they understand.
+
+rclone reports backend failures as free text (HTTP status lines, Go network errors, S3 error codes), so the
+classification is by pattern. Anything not recognised counts as *unknown*: retried a few times, then failed
+with rclone's own words, so an unexpected error never loops forever and never disappears.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Classified:
+    kind: str
+    reason: str  # what to show the user: a plain sentence, then rclone's message
+
+
+_PERMANENT: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(
+            r"quota|insufficient storage|\b507\b|no space left|disk full|QuotaExceeded|EntityTooLarge", re.I
+        ),
+        "the storage is full or over quota; free space or ask the storage admins",
+    ),
+    (
+        re.compile(r"NoSuchBucket|bucket does not exist|bucket not found", re.I),
+        "the bucket does not exist on the storage; check the profile's storage path",
+    ),
+    (
+        re.compile(
+            r"permission denied|access ?denied|\b403\b|forbidden|\b401\b|unauthori[sz]ed|"
+            r"InvalidAccessKeyId|SignatureDoesNotMatch|authentication failed|unable to authenticate",
+            re.I,
+        ),
+        "the storage refused access; check the account and its rights in the profile",
+    ),
+    (
+        re.compile(r"file name too long|name too long|invalid (file )?name|illegal character", re.I),
+        "the storage does not accept this file name; rename the file",
+    ),
+    (
+        re.compile(r"read-only file system|is a directory|not a directory", re.I),
+        "the storage cannot write at this path; check the profile's storage path",
+    ),
+]
+
+_TRANSIENT = re.compile(
+    r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timeout|timed out|deadline exceeded|"
+    r"no route to host|network is unreachable|temporary failure|try again|too many requests|\b429\b|"
+    r"\b50[0234]\b|service unavailable|bad gateway|internal server error|server closed|TLS handshake|"
+    r"no such host|daemon stopped|cannot reach the rclone daemon|job not found|SlowDown|RequestTimeout",
+    re.I,
+)
+
+
+def classify(message: str) -> Classified:
+    text = " ".join(message.split())
+    for pattern, sentence in _PERMANENT:
+        if pattern.search(text):
+            return Classified(PERMANENT, f"{sentence} (rclone: {text})")
+    if _TRANSIENT.search(text):
+        return Classified(TRANSIENT, f"the storage was not reachable (rclone: {text})")
+    return Classified(UNKNOWN, f"upload failed (rclone: {text})")
