@@ -70,6 +70,13 @@ def join_fs(root: str, *parts: str) -> str:
     return root + sep + "/".join(clean)
 
 
+# The engine has already decided that every file it hands rclone must be written (new, changed at the source,
+# or a copy of ours that is stale), so rclone must not skip one because size and time happen to match (WebDAV
+# keeps no times; SFTP keeps whole seconds). DataUploader verifies every file itself against a hash read back
+# from the storage, so rclone's own post-transfer checksum (a second hash pass on both ends) is redundant.
+_COPY_CONFIG: dict[str, Any] = {"IgnoreTimes": True, "IgnoreChecksum": True}
+
+
 class Storage:
     """One storage root (a profile's ``storage``) reached through ``daemon``."""
 
@@ -169,7 +176,7 @@ class Storage:
         stop: threading.Event | None = None,
     ) -> CopyOutcome:
         """Copy ``names`` (relative to ``src_root``) to ``dst_fs`` as one rclone job."""
-        config: dict[str, Any] = {}
+        config = dict(_COPY_CONFIG)
         if self.transfers:
             config["Transfers"] = self.transfers
         if self.checkers:
@@ -216,4 +223,5 @@ class Storage:
             srcRemote=local.name,
             dstFs=dst_fs,
             dstRemote=name,
+            _config=dict(_COPY_CONFIG),
         )

@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.hashing import Digest
+from engine.hashing import Digest, SourceChanged, hash_file
 from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, FileRecord, Journal
 from engine.rclone.daemon import RcloneError
 from engine.rclone.errors import PERMANENT, TRANSIENT, classify
@@ -39,13 +41,16 @@ class Item:
     rec: FileRecord
     digest: Digest
 
-    @property
-    def source_root(self) -> Path:
-        depth = self.rec.rel.count("/") + 1
-        path = Path(self.rec.source)
-        for _ in range(depth):
-            path = path.parent
-        return path
+
+_NO_DIGEST = Digest(sha256="", alt=None, size=-1, mtime_ns=-1)
+
+
+def source_root(f: FileRecord) -> Path:
+    """The folder that ``f.rel`` is relative to (the PATH argument it came from)."""
+    path = Path(f.source)
+    for _ in range(f.rel.count("/") + 1):
+        path = path.parent
+    return path
 
 
 @dataclass
@@ -77,9 +82,13 @@ class BatchTransfer:
         dataset_fs: str,
         verify_hash: str | None,
         *,
+        pool: ThreadPoolExecutor,
+        alt_hash: str | None,
         max_attempts: int = 5,
         stop: threading.Event | None = None,
     ) -> None:
+        self.pool = pool
+        self.alt = alt_hash
         self.storage = storage
         self.journal = journal
         self.dataset_fs = dataset_fs
@@ -119,73 +128,117 @@ class BatchTransfer:
             self._existing = self.storage.list(self.dataset_fs)
         return self._existing
 
-    def run(self, items: Sequence[Item], on_bytes: Callable[[int], None] | None = None) -> BatchResult:
+    def digest(self, f: FileRecord) -> Digest | str:
+        """The checksum of the file as it is now, or the reason it cannot be uploaded."""
+        try:
+            st = os.stat(f.source)
+        except FileNotFoundError:
+            return "the source file disappeared before it could be uploaded"
+        except OSError as exc:
+            return f"cannot read the source file: {exc.strerror}"
+        if (
+            f.sha256
+            and (self.alt is None or f.alt_hash)
+            and (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns)
+        ):
+            return Digest(sha256=f.sha256, alt=f.alt_hash, size=f.size, mtime_ns=f.mtime_ns)
+        for _ in range(3):
+            try:
+                return hash_file(f.source, self.alt)
+            except SourceChanged:
+                time.sleep(0.5)
+            except OSError as exc:
+                return f"cannot read the source file: {exc.strerror}"
+        return "the file kept changing while it was being read; run again when the writer is done"
+
+    def run(self, files: Sequence[FileRecord], on_bytes: Callable[[int], None] | None = None) -> BatchResult:
+        """Upload one batch. Hashing runs in the pool *while* rclone copies, so every byte is read from a warm
+        cache by the second reader and neither waits for the other; the digests are only needed to verify."""
         result = BatchResult()
         seen: dict[str, RemoteFile] = {}
+        t0 = time.perf_counter()
+        futures = {f.id: self.pool.submit(self.digest, f) for f in files}
         try:
-            to_copy = self._check_targets(items, result, seen)
+            existing = self.existing()
+            to_copy = [f for f in files if f.rel not in existing]
+            present = [f for f in files if f.rel in existing]
+            if present:
+                self._check_present(present, futures, result, seen, to_copy)
             if to_copy:
-                seen.update(self._copy(to_copy, result, on_bytes))
+                seen.update(self._copy(to_copy, futures, result, on_bytes))
         except RcloneError as exc:
             # The storage (or rclone) failed as a whole, e.g. the server went away mid-batch.
             c = classify(exc.message)
-            done = {id(i) for i in result.verified} | {id(i) for i, _ in result.failed}
-            rest = [i for i in items if id(i) not in done]
-            if c.kind == PERMANENT:
-                result.failed.extend((i, c.reason) for i in rest)
-            else:
-                result.transient = c.kind == TRANSIENT
-                result.retry.extend((i, c.reason, not result.transient) for i in rest)
-                result.verified = [i for i in result.verified if i.rec.rel in seen]
-            log.warning("batch of %d files: %s", len(items), c.reason)
+            decided = {i.rec.id for i in result.verified} | {i.rec.id for i, _ in result.failed}
+            for f in files:
+                if f.id in decided:
+                    continue
+                d = futures[f.id].result()
+                if isinstance(d, str):
+                    result.failed.append((Item(f, _NO_DIGEST), d))
+                elif c.kind == PERMANENT:
+                    result.failed.append((Item(f, d), c.reason))
+                else:
+                    result.transient |= c.kind == TRANSIENT
+                    result.retry.append((Item(f, d), c.reason, c.kind != TRANSIENT))
+            log.warning("batch of %d files: %s", len(files), c.reason)
+        log.debug("batch of %d files: %.3f s", len(files), time.perf_counter() - t0)
         self._record(result, seen)
         return result
 
-    def _check_targets(
-        self, items: Sequence[Item], result: BatchResult, seen: dict[str, RemoteFile]
-    ) -> list[Item]:
-        """Which items to copy; items whose target already holds identical bytes are verified on the spot."""
-        existing = self.existing()
-        present = [i.rec.rel for i in items if i.rec.rel in existing]
-        remote = self.storage.list(self.dataset_fs, present, self.verify_hash) if present else {}
-        to_copy: list[Item] = []
-        for item in items:
-            r = remote.get(item.rec.rel)
+    def _check_present(
+        self,
+        present: list[FileRecord],
+        futures: dict[int, Future[Digest | str]],
+        result: BatchResult,
+        seen: dict[str, RemoteFile],
+        to_copy: list[FileRecord],
+    ) -> None:
+        """Files whose path already exists on storage: identical → verified, ours → copy again, else refuse."""
+        remote = self.storage.list(self.dataset_fs, [f.rel for f in present], self.verify_hash)
+        for f in present:
+            d = futures[f.id].result()
+            if isinstance(d, str):
+                result.failed.append((Item(f, _NO_DIGEST), d))
+                continue
+            item = Item(f, d)
+            r = remote.get(f.rel)
             if r is None:
-                to_copy.append(item)
+                to_copy.append(f)
             elif self._matches(item, r) and self._source_hash(item) is not None and r.hash is not None:
                 # Identical bytes are already there (a crash after the copy, or an earlier upload): nothing
                 # is overwritten and nothing needs to move.
-                seen[item.rec.rel] = r
+                seen[f.rel] = r
                 result.verified.append(item)
             elif self._ours(item, r):
-                to_copy.append(item)
+                to_copy.append(f)
             else:
-                result.failed.append((item, foreign_reason(item.rec.rel)))
-        return to_copy
+                result.failed.append((item, foreign_reason(f.rel)))
 
     def _copy(
-        self, items: list[Item], result: BatchResult, on_bytes: Callable[[int], None] | None
+        self,
+        files: list[FileRecord],
+        futures: dict[int, Future[Digest | str]],
+        result: BatchResult,
+        on_bytes: Callable[[int], None] | None,
     ) -> dict[str, RemoteFile]:
         # Write-ahead: the journal says we are writing these paths before rclone touches them.
-        self.journal.update_files(
-            [(i.rec.id, {"state": UPLOADING, "writing": 1, "sha256": i.digest.sha256}) for i in items]
-        )
+        self.journal.update_files([(f.id, {"state": UPLOADING, "writing": 1}) for f in files])
         errors: dict[str, str] = {}
         job_error: str | None = None
-        if len(items) == 1 and items[0].digest.size <= SINGLE_FILE_MAX:
-            item = items[0]
+        if len(files) == 1 and files[0].size <= SINGLE_FILE_MAX:
+            f = files[0]
             try:
-                self.storage.put(item.source_root / item.rec.rel, self.dataset_fs, item.rec.rel)
-                result.bytes_moved += item.digest.size
+                self.storage.put(Path(f.source), self.dataset_fs, f.rel)
+                result.bytes_moved += f.size
             except RcloneError as exc:
                 if exc.status == 0:  # rclone itself is gone, not the file: let run() handle the batch
                     raise
-                errors[item.rec.rel] = exc.message
+                errors[f.rel] = exc.message
         else:
-            by_root: dict[Path, list[Item]] = defaultdict(list)
-            for item in items:
-                by_root[item.source_root].append(item)
+            by_root: dict[Path, list[FileRecord]] = defaultdict(list)
+            for f in files:
+                by_root[source_root(f)].append(f)
             for root, group in by_root.items():
                 base = result.bytes_moved
 
@@ -194,24 +247,31 @@ class BatchTransfer:
                         on_bytes(base + n)
 
                 outcome = self.storage.copy(
-                    root, self.dataset_fs, [i.rec.rel for i in group], on_bytes=progress, stop=self.stop
+                    root, self.dataset_fs, [f.rel for f in group], on_bytes=progress, stop=self.stop
                 )
                 result.bytes_moved += outcome.bytes
                 errors.update(outcome.file_errors)
                 job_error = outcome.error or job_error
-        after = self.storage.list(self.dataset_fs, [i.rec.rel for i in items], self.verify_hash)
-        for item in items:
+        t0 = time.perf_counter()
+        after = self.storage.list(self.dataset_fs, [f.rel for f in files], self.verify_hash)
+        log.debug("verify listing of %d files: %.3f s", len(files), time.perf_counter() - t0)
+        for f in files:
+            d = futures[f.id].result()
+            if isinstance(d, str):
+                result.failed.append((Item(f, _NO_DIGEST), d))
+                continue
+            item = Item(f, d)
             if _source_changed(item):
                 result.changed.append(item)
                 continue
-            r = after.get(item.rec.rel)
+            r = after.get(f.rel)
             if r is not None and self._matches(item, r):
                 result.verified.append(item)
                 if self._existing is not None:
-                    self._existing[item.rec.rel] = r
+                    self._existing[f.rel] = r
                 continue
             if r is None:
-                raw = errors.get(item.rec.rel) or job_error
+                raw = errors.get(f.rel) or job_error
                 if raw is None:
                     result.retry.append((item, "not found on storage after the copy", True))
                     continue
@@ -221,9 +281,10 @@ class BatchTransfer:
                 else:
                     result.transient |= c.kind == TRANSIENT
                     result.retry.append((item, c.reason, c.kind != TRANSIENT))
-            elif r.size != item.digest.size:
-                reason = f"size on storage {r.size} differs from the source's {item.digest.size}"
-                result.retry.append((item, reason, True))
+            elif r.size != d.size:
+                result.retry.append(
+                    (item, f"size on storage {r.size} differs from the source's {d.size}", True)
+                )
             else:
                 result.retry.append(
                     (item, f"{self.verify_hash} checksum on storage differs from the source", True)

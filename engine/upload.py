@@ -15,13 +15,12 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.catalogue import TransientError
 from engine.config import load_config
 from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
-from engine.hashing import Digest, SourceChanged, hash_file
 from engine.home import Home
 from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord, Journal
 from engine.progress import ProgressCallback, ProgressTracker
@@ -85,25 +84,24 @@ class DatasetUploader:
         self.tracker = tracker
         self.stop = stop
         info = ctx.storage.probe(rec.target)
-        self.alt = info.verify_hash if info.verify_hash not in (None, "sha256") else None
+        self.hash_pool = ThreadPoolExecutor(
+            max_workers=max(1, min(4, os.cpu_count() or 2)), thread_name_prefix="hash"
+        )
         self.transfer = BatchTransfer(
             ctx.storage,
             ctx.journal,
             ctx.storage.fs(rec.target),
             info.verify_hash,
+            pool=self.hash_pool,
+            alt_hash=info.verify_hash if info.verify_hash not in (None, "sha256") else None,
             max_attempts=MAX_ATTEMPTS,
             stop=stop,
         )
-        self.hash_pool = ThreadPoolExecutor(
-            max_workers=max(1, min(4, os.cpu_count() or 2)), thread_name_prefix="hash"
-        )
-        self.prep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
         self.uploaded_files = 0
         self.uploaded_bytes = 0
 
     def close(self) -> None:
         self.hash_pool.shutdown(wait=True, cancel_futures=True)
-        self.prep_pool.shutdown(wait=True, cancel_futures=True)
 
     # -- batching ----------------------------------------------------------------------------------------
 
@@ -127,63 +125,17 @@ class DatasetUploader:
         if batch:
             yield batch
 
-    def _digest(self, f: FileRecord) -> Digest | str:
-        """The checksum of the file as it is now, or the reason it cannot be uploaded."""
-        try:
-            st = os.stat(f.source)
-        except FileNotFoundError:
-            return "the source file disappeared before it could be uploaded"
-        except OSError as exc:
-            return f"cannot read the source file: {exc.strerror}"
-        if (
-            f.sha256
-            and (self.alt is None or f.alt_hash)
-            and (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns)
-        ):
-            return Digest(sha256=f.sha256, alt=f.alt_hash, size=f.size, mtime_ns=f.mtime_ns)
-        for _ in range(3):
-            try:
-                return hash_file(f.source, self.alt)
-            except SourceChanged:
-                time.sleep(0.5)
-            except OSError as exc:
-                return f"cannot read the source file: {exc.strerror}"
-        return "the file kept changing while it was being read; run again when the writer is done"
-
-    def _prepare(self, batch: list[FileRecord]) -> Prepared:
-        items: list[Item] = []
-        problems: list[tuple[FileRecord, str]] = []
-        for f, d in zip(batch, self.hash_pool.map(self._digest, batch), strict=True):
-            if isinstance(d, str):
-                problems.append((f, d))
-            else:
-                items.append(Item(rec=f, digest=d))
-        return items, problems
-
     # -- the loop ----------------------------------------------------------------------------------------
 
     def one_pass(self) -> bool:
-        """Upload every pending file once; hashing of batch N+1 overlaps the transfer of batch N.
+        """Upload every pending file once, batch by batch.
 
         Returns False when the storage looked unreachable (the caller backs off), True otherwise.
         """
-        batches = self._batches()
-        first = next(batches, None)
-        pending: Future[Prepared] | None = self.prep_pool.submit(self._prepare, first) if first else None
-        while pending is not None:
-            items, problems = pending.result()
+        for batch in self._batches():
             if self.stop.is_set():
                 return True
-            nxt = next(batches, None)
-            pending = self.prep_pool.submit(self._prepare, nxt) if nxt is not None else None
-            if problems:
-                self.journal.update_files(
-                    [(f.id, {"state": FAILED, "reason": r, "attempts": f.attempts + 1}) for f, r in problems]
-                )
-                self.tracker.add_failed(len(problems))
-            if not items:
-                continue
-            result = self.transfer.run(items, on_bytes=self.tracker.set_in_flight)
+            result = self.transfer.run(batch, on_bytes=self.tracker.set_in_flight)
             self.tracker.set_in_flight(0)
             self.uploaded_files += len(result.verified)
             self.uploaded_bytes += result.bytes_moved
@@ -191,8 +143,6 @@ class DatasetUploader:
                 self.tracker.add_failed(len(result.failed))
             self.register()
             if result.transient:
-                if pending is not None:
-                    pending.cancel()
                 return False
         return True
 

@@ -48,8 +48,14 @@ def rclone_binary() -> str:
 
 def obscure(secret: str) -> str:
     """``rclone obscure``: the form rclone.conf wants for ``pass`` fields."""
+    # From stdin ("-"), so a secret starting with "-" is not read as a flag.
     out = subprocess.run(
-        [rclone_binary(), "obscure", secret], check=True, capture_output=True, text=True, timeout=30
+        [rclone_binary(), "obscure", "-"],
+        input=secret,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     return out.stdout.strip()
 
@@ -106,7 +112,7 @@ class Server:
         if self.bucket:
             (self.served / self.bucket).mkdir(exist_ok=True)
         self.user = user
-        self.password = password or secrets.token_urlsafe(12)
+        self.password = password or secrets.token_hex(12)
         self.remote = f"t{self.kind}"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -196,7 +202,9 @@ class Server:
     def _spawn(self) -> None:
         cmd = self.command()
         with open(self.log_file, "ab") as log:
-            log.write(f"--- start {time.strftime('%H:%M:%S')}: {cmd[0]} {cmd[1:3]} port {self.port}\n".encode())
+            log.write(
+                f"--- start {time.strftime('%H:%M:%S')}: {cmd[0]} {cmd[1:3]} port {self.port}\n".encode()
+            )
             log.flush()
             self.proc = subprocess.Popen(
                 cmd,
@@ -259,7 +267,7 @@ class RcloneWebdav(Server):
 
     def command(self) -> list[str]:
         return self._rclone_serve(
-            "webdav", "--addr", f"{HOST}:{self.port}", "--user", self.user, "--pass", self.password
+            "webdav", "--addr", f"{HOST}:{self.port}", f"--user={self.user}", f"--pass={self.password}"
         )
 
     def client_options(self) -> dict[str, str]:
@@ -293,7 +301,7 @@ class RcloneSftp(Server):
     def command(self) -> list[str]:
         # No --key: rclone generates host keys once under --cache-dir, so a restart presents the same ones.
         return self._rclone_serve(
-            "sftp", "--addr", f"{HOST}:{self.port}", "--user", self.user, "--pass", self.password
+            "sftp", "--addr", f"{HOST}:{self.port}", f"--user={self.user}", f"--pass={self.password}"
         )
 
     def client_options(self) -> dict[str, str]:
@@ -380,9 +388,7 @@ class WsgiDav(Server):
         }
 
 
-SERVERS: dict[str, type[Server]] = {
-    cls.kind: cls for cls in (RcloneWebdav, RcloneSftp, RcloneS3, WsgiDav)
-}
+SERVERS: dict[str, type[Server]] = {cls.kind: cls for cls in (RcloneWebdav, RcloneSftp, RcloneS3, WsgiDav)}
 
 
 @contextlib.contextmanager

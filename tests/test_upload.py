@@ -37,7 +37,13 @@ def test_nested_unicode_empty_files_land_verified_and_registered(cli: Cli, tmp_p
     assert json.loads(manifest)["@context"]
     status = cli.status()["datasets"][0]
     assert status["state"] == "complete"
-    assert status["files"] == {"total": 5, "done": 5, "failed": 0, "pending": 0, "by_state": {"registered": 5}}
+    assert status["files"] == {
+        "total": 5,
+        "done": 5,
+        "failed": 0,
+        "pending": 0,
+        "by_state": {"registered": 5},
+    }
     # The local catalogue has every file with its sha256.
     db = sqlite3.connect(cli.home / "catalogue.sqlite")
     rows = dict(db.execute("SELECT path, sha256 FROM files").fetchall())

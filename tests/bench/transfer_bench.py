@@ -1,0 +1,249 @@
+"""Transfer benchmark: DataUploader versus the best raw ``rclone copy`` and versus one ``rclone copyto`` per file.
+
+Run from the repository root (takes a few minutes on 2 cores):
+
+    python tests/bench/transfer_bench.py                 # all workloads and targets, 3 alternating runs
+    python tests/bench/transfer_bench.py --runs 5 --workloads W1 --targets webdav
+
+Workloads: W1 = 2,000 files × 64 KiB in 20 folders; W2 = 4 files × 256 MiB. Targets: a local folder and
+``rclone serve webdav`` on 127.0.0.1. Every DataUploader run starts from a fresh home and an empty destination,
+so journal, hashing, verification, catalogue and manifest are all included. The raw rclone configuration is the
+fastest of a small grid (transfers × --no-traverse) measured first on the same files. The per-file way is timed
+on a sample and extrapolated. Prints one JSON document: medians (seconds), throughput ratios, and the engine's
+peak RSS (the Python process only, rclone excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.servers import RcloneWebdav, rclone_binary, write_config  # noqa: E402
+
+WORKLOADS = {"W1": (2000, 64 << 10, 20), "W2": (4, 256 << 20, 1)}
+
+
+def make_workload(root: Path, name: str) -> tuple[Path, int, int]:
+    count, size, folders = WORKLOADS[name]
+    src = root / f"src-{name}"
+    if not src.exists():
+        for i in range(count):
+            folder = src / f"folder_{i % folders:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"file_{i:05d}.bin", "wb") as fh:
+                left = size
+                while left:
+                    n = min(left, 8 << 20)
+                    fh.write(os.urandom(n))
+                    left -= n
+    return src, count, count * size
+
+
+class Target:
+    """Where data goes: an rclone path for raw rclone, a profile for DataUploader, a folder to wipe."""
+
+    def __init__(self, kind: str, work: Path) -> None:
+        self.kind = kind
+        self.server: RcloneWebdav | None = None
+        self.conf: list[str] = []
+        if kind == "local":
+            self.disk = work / "dest-local"
+            self.disk.mkdir(parents=True, exist_ok=True)
+            self.remote = str(self.disk)
+            self.profile = {"storage": str(self.disk)}
+        else:
+            self.server = RcloneWebdav(work)
+            self.server.start()
+            self.disk = self.server.disk("bench")
+            self.remote = self.server.storage("bench")
+            self.conf = ["--config", str(self.server.rclone_conf)]
+            self.profile = self.server.profile("bench")
+
+    def wipe(self) -> None:
+        if self.disk.exists():
+            shutil.rmtree(self.disk)
+        self.disk.mkdir(parents=True)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def timed(fn: Callable[[], None]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def run_raw(src: Path, target: Target, args: list[str]) -> None:
+    subprocess.run(
+        [rclone_binary(), "copy", str(src), target.remote + "/raw", *target.conf, *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def best_raw(src: Path, target: Target, count: int) -> list[str]:
+    grid = []
+    for transfers in (4, 8, 16) if count > 10 else (4,):
+        for nt in (False, True):
+            args = [f"--transfers={transfers}", "--checkers=16"] + (["--no-traverse"] if nt else [])
+            target.wipe()
+            grid.append((timed(lambda a=args: run_raw(src, target, a)), args))  # type: ignore[misc]
+    grid.sort(key=lambda g: g[0])
+    return grid[0][1]
+
+
+def run_datauploader(src: Path, target: Target, work: Path) -> tuple[float, float]:
+    """Wall time and the engine's peak RSS in MiB (VmHWM of the Python process; rclone is a separate process)."""
+    home = Path(tempfile.mkdtemp(dir=work, prefix="home-"))
+    write_config(home, {"default": target.profile})
+    env = dict(os.environ, DATAUPLOADER_HOME=str(home))
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "upload", str(src), "--dataset", "ds"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    peak = [0.0]
+
+    def sample() -> None:
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _out, err = proc.communicate()
+    elapsed = time.perf_counter() - t
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"datauploader failed ({proc.returncode}): {err.decode()[-2000:]}")
+    shutil.rmtree(home)
+    return elapsed, peak[0]
+
+
+def run_per_file(src: Path, target: Target, sample: int) -> float:
+    """Seconds per file for one ``rclone copyto`` process per file (what a naive uploader does)."""
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    step = max(1, len(files) // sample)
+    chosen = files[::step][:sample]
+    t = time.perf_counter()
+    for p in chosen:
+        rel = p.relative_to(src).as_posix()
+        subprocess.run(
+            [rclone_binary(), "copyto", str(p), f"{target.remote}/perfile/{rel}", *target.conf],
+            check=True,
+            capture_output=True,
+        )
+    return (time.perf_counter() - t) / len(chosen)
+
+
+def bench(workload: str, target_kind: str, runs: int, work: Path, sample: int) -> dict[str, object]:
+    src, count, nbytes = make_workload(work, workload)
+    target = Target(target_kind, work)
+    try:
+        raw_args = best_raw(src, target, count)
+        du_times: list[float] = []
+        raw_times: list[float] = []
+        rss: list[float] = []
+        for i in range(runs):
+            order = ("du", "raw") if i % 2 == 0 else ("raw", "du")
+            for which in order:
+                target.wipe()
+                if which == "du":
+                    t, peak = run_datauploader(src, target, work)
+                    du_times.append(t)
+                    rss.append(peak)
+                else:
+                    raw_times.append(timed(lambda: run_raw(src, target, raw_args)))
+        target.wipe()
+        per_file = run_per_file(src, target, sample if count > sample else count) * count
+        target.wipe()
+    finally:
+        target.close()
+    du, raw = statistics.median(du_times), statistics.median(raw_times)
+    return {
+        "workload": workload,
+        "target": target_kind,
+        "files": count,
+        "bytes": nbytes,
+        "runs": runs,
+        "raw_rclone_args": raw_args,
+        "seconds": {
+            "datauploader": round(du, 3),
+            "raw_rclone_copy": round(raw, 3),
+            "per_file_copyto_extrapolated": round(per_file, 3),
+            "all_datauploader": [round(x, 3) for x in du_times],
+            "all_raw": [round(x, 3) for x in raw_times],
+        },
+        "throughput_MiB_s": {
+            "datauploader": round(nbytes / du / 2**20, 1),
+            "raw_rclone_copy": round(nbytes / raw / 2**20, 1),
+        },
+        "ratio_vs_raw_rclone": round(raw / du, 3),
+        "ratio_vs_per_file": round(per_file / du, 1),
+        "engine_peak_rss_MiB": round(max(rss), 1),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workloads", default="W1,W2")
+    ap.add_argument("--targets", default="local,webdav")
+    ap.add_argument("--per-file-sample", type=int, default=150)
+    ap.add_argument("--workdir", help="where to put sources and destinations (default: a temp folder)")
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="du-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        for w in args.workloads.split(","):
+            for t in args.targets.split(","):
+                r = bench(w, t, args.runs, work, args.per_file_sample)
+                results.append(r)
+                print(json.dumps(r), file=sys.stderr, flush=True)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    targets = {"W1": 0.8, "W2": 0.9}
+    summary = {
+        "results": results,
+        "targets": {
+            f"{r['workload']}/{r['target']}": {
+                "ratio_vs_raw": r["ratio_vs_raw_rclone"],
+                "target": targets[str(r["workload"])],
+                "met": r["ratio_vs_raw_rclone"] >= targets[str(r["workload"])]  # type: ignore[operator]
+                and (r["workload"] != "W1" or r["ratio_vs_per_file"] >= 25),  # type: ignore[operator]
+            }
+            for r in results
+        },
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
