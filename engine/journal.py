@@ -424,13 +424,18 @@ class Journal:
             "registered_sha256",
         }
         now = time.time()
+        # Rows that set the same columns share one prepared statement (executemany): a batch of thousands of
+        # files is one transaction and a handful of statements.
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for file_id, cols in updates:
+            key = tuple(cols)
+            if not set(key) <= allowed:
+                raise ValueError(f"cannot update {set(key) - allowed}")
+            groups.setdefault(key, []).append((*cols.values(), now, file_id))
         with self.transaction() as db:
-            for file_id, cols in updates:
-                bad = set(cols) - allowed
-                if bad:
-                    raise ValueError(f"cannot update {bad}")
-                sets = ", ".join(f"{k}=?" for k in cols)
-                db.execute(f"UPDATE files SET {sets}, updated=? WHERE id=?", (*cols.values(), now, file_id))
+            for key, rows in groups.items():
+                sets = ", ".join(f"{k}=?" for k in key)
+                db.executemany(f"UPDATE files SET {sets}, updated=? WHERE id=?", rows)
 
     def counts(self, dataset_id: int) -> Counts:
         c = Counts()

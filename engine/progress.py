@@ -53,7 +53,7 @@ class ProgressTracker:
         self.bytes_total = 0
         self.files_done = 0
         self.bytes_done = 0
-        self.in_flight = 0  # bytes of the running job not yet counted as done
+        self._in_flight: dict[int, int] = {}  # per running batch: bytes copied, not yet counted as done
         self.failed = 0
         self._rate = 0.0
         self._last_t = time.monotonic()
@@ -70,9 +70,12 @@ class ProgressTracker:
         self.phase = phase
         self.publish(force=True)
 
-    def set_in_flight(self, nbytes: int) -> None:
+    def set_in_flight(self, nbytes: int, batch: int = 0) -> None:
         with self._lock:
-            self.in_flight = nbytes
+            if nbytes:
+                self._in_flight[batch] = nbytes
+            else:
+                self._in_flight.pop(batch, None)
         self.publish()
 
     def add_done(self, files: int, nbytes: int) -> None:
@@ -89,7 +92,7 @@ class ProgressTracker:
     def snapshot(self) -> Snapshot:
         with self._lock:
             now = time.monotonic()
-            moved = min(self.bytes_done + self.in_flight, self.bytes_total)
+            moved = min(self.bytes_done + sum(self._in_flight.values()), self.bytes_total)
             dt = now - self._last_t
             if dt >= 0.5:
                 inst = max(0, moved - self._last_bytes) / dt

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -182,6 +183,7 @@ class Storage:
         if self.checkers:
             config["Checkers"] = self.checkers
         outcome = CopyOutcome()
+        t0 = time.perf_counter()
         with self._file_list(names) as lst:
             job = self.daemon.call(
                 "sync/copy",
@@ -200,6 +202,7 @@ class Storage:
                     on_bytes(int(stats.get("bytes", 0)))
 
             status = self.daemon.wait_job(jobid, on_poll=poll, stop=stop)
+        log.debug("copy job %s: %d files in %.3f s", jobid, len(names), time.perf_counter() - t0)
         try:
             stats = self.daemon.call("core/stats", group=group)
             outcome.bytes = int(stats.get("bytes", 0))

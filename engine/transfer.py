@@ -223,7 +223,9 @@ class BatchTransfer:
         on_bytes: Callable[[int], None] | None,
     ) -> dict[str, RemoteFile]:
         # Write-ahead: the journal says we are writing these paths before rclone touches them.
+        t0 = time.perf_counter()
         self.journal.update_files([(f.id, {"state": UPLOADING, "writing": 1}) for f in files])
+        log.debug("write-ahead of %d files: %.3f s", len(files), time.perf_counter() - t0)
         errors: dict[str, str] = {}
         job_error: str | None = None
         if len(files) == 1 and files[0].size <= SINGLE_FILE_MAX:
@@ -272,6 +274,10 @@ class BatchTransfer:
                 continue
             if r is None:
                 raw = errors.get(f.rel) or job_error
+                if self.stop is not None and self.stop.is_set():
+                    # Interrupted on purpose: not a failed attempt; the journal keeps it "uploading" (ours).
+                    result.retry.append((item, "interrupted", False))
+                    continue
                 if raw is None:
                     result.retry.append((item, "not found on storage after the copy", True))
                     continue

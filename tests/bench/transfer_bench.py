@@ -76,6 +76,9 @@ class Target:
         if self.disk.exists():
             shutil.rmtree(self.disk)
         self.disk.mkdir(parents=True)
+        # Let the disk finish writing back and discarding the last run's data, so it does not slow the next.
+        os.sync()
+        time.sleep(1.0)
 
     def close(self) -> None:
         if self.server is not None:
