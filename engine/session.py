@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,33 @@ class RunContext:
     daemon: RcloneDaemon
     storage: Storage
     retry_for: float
+    bwlimit: str | None = None
+
+    def __post_init__(self) -> None:
+        self._start_error: RcloneError | None = None
+        self.starter = threading.Thread(target=self._start, name="rclone-start", daemon=True)
+
+    def _start(self) -> None:
+        try:
+            self.daemon.start()
+        except RcloneError as exc:
+            self._start_error = exc
+
+    def ready(self) -> None:
+        """Wait for rclone; a daemon that cannot start is a configuration problem (exit 2)."""
+        self.starter.join()
+        exc = self._start_error
+        if exc is None:
+            return
+        if self.bwlimit and "bwlimit" in exc.message:
+            raise UsageError(
+                f"bandwidth limit {self.bwlimit!r} is not valid rclone syntax (e.g. 10M, '08:00,5M 20:00,off')"
+            )
+        raise StorageError(exc.message)
 
     def close(self) -> None:
+        if self.starter.is_alive():
+            self.starter.join()
         self.daemon.stop()
         self.catalogue.close()
 
@@ -79,16 +105,11 @@ def open_run(home: Home, journal: Journal, profile_name: str | None, bwlimit: st
         run_dir=home.run_dir,
         env=rclone_env(profile, bw),
     )
-    try:
-        daemon.start()
-    except RcloneError as exc:
-        if bw and "bwlimit" in exc.message:
-            raise UsageError(
-                f"bandwidth limit {bw!r} is not valid rclone syntax (e.g. 10M, '08:00,5M 20:00,off')"
-            ) from None
-        raise StorageError(exc.message) from None
     catalogue = open_catalogue(profile, home)
     storage = Storage(
         daemon, profile.storage, run_dir=home.run_dir, transfers=profile.transfers, checkers=profile.checkers
     )
-    return RunContext(home, profile, journal, catalogue, daemon, storage, retry_for)
+    ctx = RunContext(home, profile, journal, catalogue, daemon, storage, retry_for, bw)
+    # rclone takes ~0.1 s to come up: let it do so while the caller scans the source.
+    ctx.starter.start()
+    return ctx

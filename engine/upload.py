@@ -255,17 +255,18 @@ def upload(
     roots = resolve_roots(request.paths)
     stop = stop or threading.Event()
     with Journal(home.journal_file) as journal:
-        lock = lock_dataset(home.run_dir, profile_name, req)
+        ctx = open_run(home, journal, request.profile, request.bwlimit)
         try:
-            # The whole scan is staged before anything is created or moved: a collision is a usage error.
-            journal.stage_scan((f.rel, str(f.path(roots)), f.size, f.mtime_ns) for f in scan(roots))
-            ctx = open_run(home, journal, request.profile, request.bwlimit)
+            lock = lock_dataset(home.run_dir, profile_name, req)
             try:
+                # The whole scan is staged before anything is created or moved: a collision is a usage error.
+                journal.stage_scan((f.rel, str(f.path(roots)), f.size, f.mtime_ns) for f in scan(roots))
+                ctx.ready()
                 return _upload_dataset(ctx, req, progress, stop, started)
             finally:
-                ctx.close()
+                lock.release()
         finally:
-            lock.release()
+            ctx.close()
 
 
 def _upload_dataset(

@@ -75,3 +75,16 @@ def test_named_profile_with_relative_storage(cli: Cli, src: Path) -> None:
     r = cli("upload", str(src), "--dataset", "d", "--profile", "lab")
     assert r.code == 0, r.err
     assert (cli.home / "elsewhere" / "d" / "x.txt").read_bytes() == b"x"
+
+
+def test_bad_bwlimit(cli: Cli, src: Path) -> None:
+    r = cli("upload", str(src), "--dataset", "d", "--bwlimit", "fast please")
+    assert r.code == 2 and "bandwidth limit" in r.err, r.err
+    cli.write_config('[profiles.default]\nstorage = "store"\nbwlimit = "08:00,10M 20:00,off"\n')
+    r = cli("upload", str(src), "--dataset", "d")
+    assert r.code == 0, r.err  # rclone's timetable syntax is accepted
+
+
+def test_retry_for_must_be_a_duration(cli: Cli, src: Path) -> None:
+    cli.write_config('[profiles.default]\nstorage = "store"\nretry_for = "a while"\n')
+    _fails_with(cli, src, "retry_for")
