@@ -21,6 +21,8 @@ from engine.errors import DataUploaderError
 from engine.home import resolve_home
 from engine.logs import setup_logging
 from engine.progress import Snapshot
+from engine.rclone import RcloneError
+from engine.rclone.errors import classify
 from engine.status import STATUS_VERSION, dataset_status
 from engine.upload import UploadRequest, upload
 
@@ -190,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataUploaderError as exc:
         print(f"datauploader: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except RcloneError as exc:
+        print(
+            f"datauploader: error: {classify(exc.message).reason}; run the same command again",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

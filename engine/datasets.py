@@ -85,14 +85,14 @@ def open_dataset(journal: Journal, profile: Profile, req: DatasetRequest) -> Dat
             profile=profile.name,
             investigation=req.investigation or "",
             name=req.name,
-            storage=profile.storage,
+            storage=redact_fs(profile.storage),
             target=req.target,
             catalogue=profile.catalogue,
             description=req.description,
             investigation_description=req.investigation_description,
             meta=req.meta,
         )
-    if rec.storage != profile.storage:
+    if rec.storage != redact_fs(profile.storage):
         raise UsageError(
             f"dataset '{req.name}' was uploaded to {rec.storage} but profile '{profile.name}' now points at "
             f"{profile.storage}; use a new dataset name"
@@ -116,7 +116,7 @@ def dataset_spec(rec: DatasetRecord) -> DatasetSpec:
     return DatasetSpec(
         name=rec.name,
         investigation=rec.investigation or None,
-        location=redact_fs(join_fs(rec.storage, rec.target)),
+        location=join_fs(rec.storage, rec.target),
         description=rec.description,
         investigation_description=rec.investigation_description,
         meta=dict(rec.meta),

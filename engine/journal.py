@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS datasets (
     profile TEXT NOT NULL,
     investigation TEXT NOT NULL DEFAULT '',
     name TEXT NOT NULL,
-    storage TEXT NOT NULL,
+    storage TEXT NOT NULL,  -- the profile's storage with any secret masked (it is displayed, never used)
     target TEXT NOT NULL,
     catalogue TEXT NOT NULL,
     catalogue_id TEXT,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from engine.catalogue import Catalogue, FileEntry, TransientError
 from engine.journal import FAILED, REGISTERED, VERIFIED, DatasetRecord, Journal
+from engine.rclone.daemon import RcloneError
+from engine.rclone.errors import classify
 from engine.rocrate import MANIFEST_NAME, CrateDataset, CrateFile, write_crate
 from engine.storage import Storage
 
@@ -69,16 +71,19 @@ def complete_dataset(
     # What the manifest says, not when it was written, decides whether it must be written again.
     digest = _manifest_key(journal, rec)
     if digest != rec.manifest_sha256:
-        existing = storage.list(dataset_fs, [MANIFEST_NAME])
-        if MANIFEST_NAME in existing and rec.manifest_sha256 is None:
-            return rec, (
-                f"storage already holds a '{MANIFEST_NAME}' that DataUploader did not write; "
-                "it was not replaced (move it away on the storage)"
-            )
-        with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
-            path = Path(tmp) / MANIFEST_NAME
-            write_crate(path, crate, lambda: _crate_files(journal, rec.id))
-            storage.put(path, dataset_fs, MANIFEST_NAME)
+        try:
+            existing = storage.list(dataset_fs, [MANIFEST_NAME])
+            if MANIFEST_NAME in existing and rec.manifest_sha256 is None:
+                return rec, (
+                    f"storage already holds a '{MANIFEST_NAME}' that DataUploader did not write; "
+                    "it was not replaced (move it away on the storage)"
+                )
+            with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
+                path = Path(tmp) / MANIFEST_NAME
+                write_crate(path, crate, lambda: _crate_files(journal, rec.id))
+                storage.put(path, dataset_fs, MANIFEST_NAME)
+        except RcloneError as exc:
+            return rec, f"could not write the manifest: {classify(exc.message).reason}; run again"
     assert rec.catalogue_id is not None
     try:
         catalogue.finalise(rec.catalogue_id, end_time=time.time())

@@ -13,7 +13,7 @@ from typing import Any
 from engine.home import Home
 from engine.journal import FAILED, REGISTERED, Journal
 from engine.procs import pid_alive
-from engine.storage import join_fs, redact_fs
+from engine.storage import join_fs
 
 STATUS_VERSION = 1
 _STALE = 30.0  # seconds without a progress write after which a run is presumed dead
@@ -118,7 +118,7 @@ def dataset_status(home: Home, *, max_failures: int = 20) -> list[DatasetStatus]
                     name=rec.name,
                     investigation=rec.investigation or None,
                     profile=rec.profile,
-                    location=redact_fs(join_fs(rec.storage, rec.target)),
+                    location=join_fs(rec.storage, rec.target),
                     catalogue=rec.catalogue,
                     catalogue_id=rec.catalogue_id,
                     state=state,
