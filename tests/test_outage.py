@@ -57,7 +57,9 @@ def test_server_killed_mid_upload_then_back_after_20s(kind: str, cli: Cli, tmp_p
                 proc.wait()
         assert proc.returncode == 0, (out, err)
         assert time.monotonic() - down_at >= OUTAGE_SECONDS
-        assert "storage not reachable" in err
+        if kind == "webdav":
+            # (rclone's S3 client retries connections itself with back-off, which can bridge 20 s on its own.)
+            assert "storage not reachable" in err
         got = tree_bytes(dest)
         got.pop("ro-crate-metadata.json")
         assert got == tree_bytes(src)  # every file, complete; nothing partial, nothing twice
