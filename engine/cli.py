@@ -81,6 +81,22 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bwlimit", metavar="RATE", help="bandwidth limit in rclone syntax, e.g. 10M or '08:00,5M 20:00,off'"
     )
+    p.add_argument(
+        "--transfers",
+        type=_positive,
+        metavar="N",
+        help="parallel file transfers per batch (default: profile, else 4)",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to 256")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +135,11 @@ def cmd_upload(args: argparse.Namespace) -> int:
         report = upload(
             home,
             UploadRequest(
-                paths=args.paths, dataset=_dataset_request(args), profile=args.profile, bwlimit=args.bwlimit
+                paths=args.paths,
+                dataset=_dataset_request(args),
+                profile=args.profile,
+                bwlimit=args.bwlimit,
+                transfers=args.transfers,
             ),
             progress=line,
             stop=stop,

@@ -93,7 +93,13 @@ class RunContext:
         self.catalogue.close()
 
 
-def open_run(home: Home, journal: Journal, profile_name: str | None, bwlimit: str | None) -> RunContext:
+def open_run(
+    home: Home,
+    journal: Journal,
+    profile_name: str | None,
+    bwlimit: str | None = None,
+    transfers: int | None = None,
+) -> RunContext:
     """Load the profile and start rclone; raise a :class:`UsageError` (exit 2) for anything misconfigured."""
     config = load_config(home)
     profile = config.profile(profile_name)
@@ -107,7 +113,11 @@ def open_run(home: Home, journal: Journal, profile_name: str | None, bwlimit: st
     )
     catalogue = open_catalogue(profile, home)
     storage = Storage(
-        daemon, profile.storage, run_dir=home.run_dir, transfers=profile.transfers, checkers=profile.checkers
+        daemon,
+        profile.storage,
+        run_dir=home.run_dir,
+        transfers=transfers or profile.transfers,
+        checkers=profile.checkers,
     )
     ctx = RunContext(home, profile, journal, catalogue, daemon, storage, retry_for, bw)
     # rclone takes ~0.1 s to come up: let it do so while the caller scans the source.

@@ -48,6 +48,7 @@ class UploadRequest:
     dataset: DatasetRequest
     profile: str | None = None
     bwlimit: str | None = None
+    transfers: int | None = None
 
 
 @dataclass
@@ -255,7 +256,7 @@ def upload(
     roots = resolve_roots(request.paths)
     stop = stop or threading.Event()
     with Journal(home.journal_file) as journal:
-        ctx = open_run(home, journal, request.profile, request.bwlimit)
+        ctx = open_run(home, journal, request.profile, request.bwlimit, request.transfers)
         try:
             lock = lock_dataset(home.run_dir, profile_name, req)
             try:

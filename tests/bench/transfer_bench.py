@@ -53,34 +53,43 @@ def make_workload(root: Path, name: str) -> tuple[Path, int, int]:
 
 
 class Target:
-    """Where data goes: an rclone path for raw rclone, a profile for DataUploader, a folder to wipe."""
+    """Where data goes. Every run writes into a new sub-folder (``fresh``): deleting files behind a WebDAV
+    server's back would leave its directory cache claiming they still exist."""
 
     def __init__(self, kind: str, work: Path) -> None:
         self.kind = kind
         self.server: RcloneWebdav | None = None
         self.conf: list[str] = []
+        self.runs = 0
         if kind == "local":
-            self.disk = work / "dest-local"
-            self.disk.mkdir(parents=True, exist_ok=True)
-            self.remote = str(self.disk)
-            self.profile = {"storage": str(self.disk)}
+            self.base_disk = work / "dest-local"
+            self.base_disk.mkdir(parents=True, exist_ok=True)
         else:
             self.server = RcloneWebdav(work)
             self.server.start()
-            self.disk = self.server.disk("bench")
-            self.remote = self.server.storage("bench")
+            self.base_disk = self.server.disk("bench")
             self.conf = ["--config", str(self.server.rclone_conf)]
-            self.profile = self.server.profile("bench")
+        self.fresh()
 
-    def wipe(self) -> None:
-        if self.disk.exists():
+    def fresh(self) -> None:
+        """Move to an empty destination; delete the previous one and let the disk settle."""
+        if self.runs and self.disk.exists():
             shutil.rmtree(self.disk)
-        self.disk.mkdir(parents=True)
+        self.runs += 1
+        sub = f"run{self.runs:03d}"
+        self.disk = self.base_disk / sub
+        if self.server is None:
+            self.remote = str(self.disk)
+            self.profile: dict[str, object] = {"storage": str(self.disk)}
+        else:
+            self.remote = self.server.storage("bench", sub)
+            self.profile = self.server.profile("bench", sub)
         # Let the disk finish writing back and discarding the last run's data, so it does not slow the next.
         os.sync()
         time.sleep(1.0)
 
     def close(self) -> None:
+        shutil.rmtree(self.base_disk, ignore_errors=True)
         if self.server is not None:
             self.server.stop()
 
@@ -104,7 +113,7 @@ def best_raw(src: Path, target: Target, count: int) -> list[str]:
     for transfers in (4, 8, 16) if count > 10 else (4,):
         for nt in (False, True):
             args = [f"--transfers={transfers}", "--checkers=16"] + (["--no-traverse"] if nt else [])
-            target.wipe()
+            target.fresh()
             grid.append((timed(lambda a=args: run_raw(src, target, a)), args))  # type: ignore[misc]
     grid.sort(key=lambda g: g[0])
     return grid[0][1]
@@ -142,7 +151,9 @@ def run_datauploader(src: Path, target: Target, work: Path) -> tuple[float, floa
     elapsed = time.perf_counter() - t
     sampler.join()
     if proc.returncode != 0:
-        raise RuntimeError(f"datauploader failed ({proc.returncode}): {err.decode()[-2000:]}")
+        raise RuntimeError(
+            f"datauploader failed ({proc.returncode}): {_out.decode()[-3000:]} {err.decode()[-2000:]}"
+        )
     shutil.rmtree(home)
     return elapsed, peak[0]
 
@@ -174,16 +185,16 @@ def bench(workload: str, target_kind: str, runs: int, work: Path, sample: int) -
         for i in range(runs):
             order = ("du", "raw") if i % 2 == 0 else ("raw", "du")
             for which in order:
-                target.wipe()
+                target.fresh()
                 if which == "du":
                     t, peak = run_datauploader(src, target, work)
                     du_times.append(t)
                     rss.append(peak)
                 else:
                     raw_times.append(timed(lambda: run_raw(src, target, raw_args)))
-        target.wipe()
+        target.fresh()
         per_file = run_per_file(src, target, sample if count > sample else count) * count
-        target.wipe()
+        target.fresh()
     finally:
         target.close()
     du, raw = statistics.median(du_times), statistics.median(raw_times)

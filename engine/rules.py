@@ -1,0 +1,101 @@
+"""Which files of a dataset to upload, and when an instrument says a file is finished.
+
+Exclude/include patterns are gitignore-style (``pathspec``), relative to the dataset root, so an instrument's
+temporary and lock files never reach the storage. Ready-marker rules serve instruments that announce completion
+with a second file: ``{files = "scan_*.raw", marker = "scan_*.done"}`` uploads ``scan_001.raw`` only once
+``scan_001.done`` exists next to it (each ``*`` of the marker takes what the ``*`` of ``files`` matched).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pathspec
+
+from engine.errors import ConfigError
+
+DEFAULT_EXCLUDES: tuple[str, ...] = ("*.tmp", "*.part", "~$*", ".~lock*", "Thumbs.db", ".DS_Store")
+
+
+@dataclass(frozen=True)
+class MarkerRule:
+    files: str
+    marker: str
+
+    def regex(self) -> re.Pattern[str]:
+        parts = [re.escape(p) for p in self.files.split("*")]
+        return re.compile("([^/]*)".join(parts) + r"\Z")
+
+
+@dataclass
+class FileRules:
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    markers: Sequence[MarkerRule] = ()
+    default_excludes: bool = True
+    _include: pathspec.PathSpec | None = field(init=False, default=None)
+    _exclude: pathspec.PathSpec = field(init=False)
+    _markers: list[tuple[re.Pattern[str], MarkerRule]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        patterns = [*(DEFAULT_EXCLUDES if self.default_excludes else ()), *self.exclude]
+        self._exclude = pathspec.GitIgnoreSpec.from_lines(patterns)
+        self._include = pathspec.GitIgnoreSpec.from_lines(self.include) if self.include else None
+        self._markers = [(m.regex(), m) for m in self.markers]
+
+    def wanted(self, rel: str) -> bool:
+        """Upload this path (include/exclude rules)? Markers are data too and are uploaded like any file."""
+        if self._exclude.match_file(rel):
+            return False
+        return self._include is None or self._include.match_file(rel)
+
+    def marker_for(self, rel: str) -> str | None:
+        """The dataset-relative path of the marker that must exist before ``rel`` counts as complete."""
+        folder, name = posixpath.split(rel)
+        for regex, rule in self._markers:
+            m = regex.match(name)
+            if m:
+                marker = rule.marker
+                for group in m.groups():
+                    marker = marker.replace("*", group, 1)
+                return posixpath.join(folder, marker) if folder else marker
+        return None
+
+
+def rules_from_options(options: dict[str, object], where: str) -> FileRules:
+    """Build the rules from a profile's ``include``, ``exclude``, ``exclude_defaults`` and ``ready_markers``."""
+
+    def str_list(key: str) -> list[str]:
+        value = options.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'{where}: \'{key}\' must be a list of patterns, e.g. ["*.log", "scratch/"]')
+        return list(value)
+
+    markers = []
+    raw = options.get("ready_markers", [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: 'ready_markers' must be a list of tables {{files = ..., marker = ...}}")
+    for entry in raw:
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"files", "marker"}
+            or not all(isinstance(v, str) and v for v in entry.values())
+        ):
+            raise ConfigError(
+                f"{where}: each 'ready_markers' entry needs exactly files and marker, "
+                'e.g. {files = "scan_*.raw", marker = "scan_*.done"}'
+            )
+        if entry["marker"].count("*") > entry["files"].count("*") or "/" in entry["files"]:
+            raise ConfigError(
+                f"{where}: ready marker {entry['marker']!r} must use at most the '*'s of {entry['files']!r}"
+            )
+        markers.append(MarkerRule(files=entry["files"], marker=entry["marker"]))
+    defaults = options.get("exclude_defaults", True)
+    if not isinstance(defaults, bool):
+        raise ConfigError(f"{where}: 'exclude_defaults' must be true or false")
+    return FileRules(
+        include=str_list("include"), exclude=str_list("exclude"), markers=markers, default_excludes=defaults
+    )
