@@ -24,7 +24,7 @@ from engine.progress import Snapshot
 from engine.rclone import RcloneError
 from engine.rclone.errors import classify
 from engine.status import STATUS_VERSION, dataset_status
-from engine.upload import UploadRequest, upload
+from engine.upload import UploadReport, UploadRequest, upload
 
 
 def _size(n: float) -> str:
@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upload", help="upload files and folders as one dataset (batch mode)")
     _add_dataset_options(up)
 
+    sy = sub.add_parser("sync", help="upload files as they are written, until stopped (sync mode)")
+    _add_dataset_options(sy)
+    sy.add_argument(
+        "--settle",
+        type=float,
+        metavar="SECONDS",
+        help="a file is complete when unchanged this long (default: profile 'settle', else 2)",
+    )
+
     st = sub.add_parser("status", help="show every dataset with its state and counts")
     st.add_argument("--json", action="store_true", help="machine-readable output (documented shape)")
     return parser
@@ -146,6 +155,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
         )
     finally:
         line.end()
+    return _print_report(report)
+
+
+def _print_report(report: UploadReport) -> int:
     out = sys.stdout
     rate = report.bytes_uploaded / report.elapsed if report.elapsed > 0 else 0.0
     out.write(
@@ -158,6 +171,47 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if report.failed:
         out.write(f"{len(report.failed)} file(s) failed; fix the cause and run the same command again\n")
     return report.exit_code
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from engine.sync import SyncRequest, SyncSession  # watchdog is only needed here
+
+    home = resolve_home()
+    line = _ProgressLine()
+    session = SyncSession(
+        home,
+        SyncRequest(
+            paths=args.paths,
+            dataset=_dataset_request(args),
+            profile=args.profile,
+            bwlimit=args.bwlimit,
+            transfers=args.transfers,
+            settle=args.settle,
+        ),
+        progress=line,
+    )
+    signals = 0
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            line.end()
+            sys.stderr.write(
+                "datauploader: stopping: finishing the files in flight (Ctrl-C again to abort)\n"
+            )
+            session.stop()
+        else:
+            session.abort()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    try:
+        report = session.run()
+    finally:
+        line.end()
+    return _print_report(report)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -189,7 +243,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"upload": cmd_upload, "status": cmd_status}
+_COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "status": cmd_status}
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> Any:

@@ -98,6 +98,13 @@ def _resolve_path(raw: str, base: Path) -> Path:
 _EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {
     "webdav_pacer": str,  # rclone's pacer_min_sleep for WebDAV remotes, e.g. "0ms" (default) or "10ms"
     "retry_for": (str, int, float),  # how long to keep retrying while the storage is unreachable
+    "settle": (str, int, float),  # sync: seconds a file must stay unchanged before it counts as complete
+    "rescan": (str, int, float),  # sync: interval of the reconciliation scan
+    "poll": bool,  # sync: force (true) or forbid (false) the polling observer; default: automatic
+    "include": list,  # gitignore-style patterns; when given, only matching files are uploaded
+    "exclude": list,  # gitignore-style patterns added to the default excludes
+    "exclude_defaults": bool,  # false drops the default excludes (*.tmp, *.part, ~$*, .~lock*, ...)
+    "ready_markers": list,  # [{files = "scan_*.raw", marker = "scan_*.done"}, ...]
 }
 
 
@@ -141,6 +148,9 @@ def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
             )
         if k in _EXTRA_KEYS:
             options[k] = _expect(v, _EXTRA_KEYS[k], f"{key_prefix}.{k}", where)
+    from engine.rules import rules_from_options
+
+    rules_from_options(options, f"{where}: profile '{name}'")  # validate now: a bad rule is a config error
     return Profile(
         name=name,
         storage=storage,

@@ -346,14 +346,19 @@ class Journal:
                 db.executemany("INSERT OR REPLACE INTO temp.scan VALUES (?,?,?,?)", chunk)
             return int(db.execute("SELECT count(*) FROM temp.scan").fetchone()[0])
 
-    def merge_scan(self, dataset_id: int) -> ScanResult:
+    def merge_scan(self, dataset_id: int, state: str = DISCOVERED) -> ScanResult:
         """Merge the staged scan into the dataset's files.
 
-        New files are added as discovered; a file whose size, mtime or source changed goes back to discovered
-        (it must be uploaded again); a failed file is given another chance. Unchanged files keep their state.
-        The merge runs in SQL so memory stays flat however large the dataset is.
+        New files are added in ``state`` (discovered: ready to upload; settling: sync mode has seen them but not
+        yet decided they are complete); a file whose size, mtime or source changed goes back to ``state`` (it
+        must be uploaded again); a failed file is given another chance. When merging as discovered, files left
+        settling by an earlier sync are ready too. Other unchanged files keep their state. The merge runs in
+        SQL so memory stays flat however large the dataset is.
         """
         now = time.time()
+        # States whose unchanged files are (re)set to `state`: failed ones get another chance, and a batch
+        # upload (discovered) treats files a sync left settling as complete.
+        retry_a, retry_b = (FAILED, SETTLING) if state == DISCOVERED else (FAILED, FAILED)
         with self.transaction() as db:
             total = db.execute("SELECT count(*) FROM temp.scan").fetchone()[0]
             new = db.execute(
@@ -374,11 +379,53 @@ class Journal:
                 "  sha256=NULL, alt_hash=NULL, state=CASE WHEN files.state=? THEN ? ELSE ? END, "
                 "  attempts=0, reason=NULL, updated=excluded.updated "
                 "WHERE files.size!=excluded.size OR files.mtime_ns!=excluded.mtime_ns "
-                "   OR files.source!=excluded.source OR files.state=?",
-                (dataset_id, DISCOVERED, now, UPLOADING, UPLOADING, DISCOVERED, FAILED),
+                "   OR files.source!=excluded.source OR files.state IN (?, ?)",
+                (dataset_id, state, now, UPLOADING, UPLOADING, state, retry_a, retry_b),
             )
             db.execute("DELETE FROM temp.scan")
         return ScanResult(total=total, new=new, changed=changed)
+
+    def merge_files(
+        self, dataset_id: int, files: Iterable[tuple[str, str, int, int]], state: str
+    ) -> ScanResult:
+        """:meth:`stage_scan` + :meth:`merge_scan` for a few files at once (sync mode's events)."""
+        with self._lock:
+            self.stage_scan(files)
+            return self.merge_scan(dataset_id, state)
+
+    def note_settling(self, dataset_id: int, files: Sequence[tuple[str, str, int, int]]) -> None:
+        """Record files sync mode has just seen (state settling) so ``status`` shows them; known files are left
+        alone here — whether they changed is decided when they are complete."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO files (dataset_id, rel, source, size, mtime_ns, state, updated) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (dataset_id, rel) DO NOTHING",
+                [(dataset_id, rel, src, size, mtime, SETTLING, now) for rel, src, size, mtime in files],
+            )
+
+    def forget_unsent(self, dataset_id: int, rels: Sequence[str]) -> int:
+        """Drop files that vanished at the source before anything of them was uploaded (temporary files)."""
+        with self.transaction() as db:
+            n = 0
+            for chunk in _chunks(rels, 500):
+                marks = ",".join("?" * len(chunk))
+                cur = db.execute(
+                    f"DELETE FROM files WHERE dataset_id=? AND rel IN ({marks}) AND state IN (?, ?) "
+                    "AND stored_size IS NULL AND writing=0",
+                    (dataset_id, *chunk, SETTLING, DISCOVERED),
+                )
+                n += cur.rowcount
+            return n
+
+    def known_files(self, dataset_id: int) -> dict[str, tuple[int, int]]:
+        """rel → (size, mtime_ns) of every file of the dataset: what a reconciliation scan compares against."""
+        return {
+            rel: (size, mtime)
+            for rel, size, mtime in self._query(
+                "SELECT rel, size, mtime_ns FROM files WHERE dataset_id=?", (dataset_id,)
+            )
+        }
 
     def files_in_state(
         self, dataset_id: int, states: Sequence[str], *, after_id: int = 0, limit: int = 1000

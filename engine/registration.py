@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.catalogue import Catalogue, FileEntry, TransientError
-from engine.journal import FAILED, REGISTERED, VERIFIED, DatasetRecord, Journal
+from engine.journal import DISCOVERED, FAILED, REGISTERED, UPLOADING, VERIFIED, DatasetRecord, Journal
 from engine.rclone.daemon import RcloneError
 from engine.rclone.errors import classify
 from engine.rocrate import MANIFEST_NAME, CrateDataset, CrateFile, write_crate
@@ -49,14 +49,23 @@ def _crate_files(journal: Journal, dataset_id: int) -> Iterable[CrateFile]:
 
 
 def complete_dataset(
-    journal: Journal, catalogue: Catalogue, storage: Storage, rec: DatasetRecord, run_dir: Path
+    journal: Journal,
+    catalogue: Catalogue,
+    storage: Storage,
+    rec: DatasetRecord,
+    run_dir: Path,
+    *,
+    seal: bool = False,
 ) -> tuple[DatasetRecord, str | None]:
     """Write the manifest and finalise the catalogue entry if every file is registered.
 
+    ``seal`` (the end of a sync) finalises with the files registered so far even if some failed or are still
+    being written (those stay in the journal for the next run); nothing may be in flight.
     Returns the updated record and a failure reason (None when complete or simply not finished yet).
     """
     counts = journal.counts(rec.id)
-    if counts.files == 0 or counts.done != counts.files:
+    in_flight = sum(counts.by_state.get(s, 0) for s in (DISCOVERED, UPLOADING, VERIFIED))
+    if counts.done == 0 or in_flight or (not seal and counts.done != counts.files):
         return rec, None
     crate = CrateDataset(
         name=rec.name,

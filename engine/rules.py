@@ -36,8 +36,8 @@ class FileRules:
     exclude: Sequence[str] = ()
     markers: Sequence[MarkerRule] = ()
     default_excludes: bool = True
-    _include: pathspec.PathSpec | None = field(init=False, default=None)
-    _exclude: pathspec.PathSpec = field(init=False)
+    _include: pathspec.GitIgnoreSpec | None = field(init=False, default=None)
+    _exclude: pathspec.GitIgnoreSpec = field(init=False)
     _markers: list[tuple[re.Pattern[str], MarkerRule]] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.errors import UsageError
 from engine.names import RESERVED_FILES
+from engine.rules import FileRules
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,11 @@ def _walk(root: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
         yield from _walk(path, sub)
 
 
-def scan(roots: Sequence[SourceRoot]) -> Iterator[SourceFile]:
-    """Every file of every root, in a stable order. Collisions between roots raise :class:`UsageError`."""
+def scan(roots: Sequence[SourceRoot], rules: FileRules | None = None) -> Iterator[SourceFile]:
+    """Every wanted file of every root, in a stable order. Collisions between roots raise :class:`UsageError`
+    (tracked only with several roots: one folder cannot collide with itself, so a huge tree costs no memory)."""
     seen: dict[str, int] = {}
+    track = len(roots) > 1
     for index, root in enumerate(roots):
         if root.single is not None:
             try:
@@ -102,16 +105,19 @@ def scan(roots: Sequence[SourceRoot]) -> Iterator[SourceFile]:
         else:
             items = _walk(root.root)
         for rel, st in items:
+            if rules is not None and not rules.wanted(rel):
+                continue
             if rel in RESERVED_FILES:
                 raise UsageError(
                     f"{root.root / rel}: '{rel}' at the dataset root is reserved for the dataset manifest; "
                     "rename the file or upload its folder as a sub-folder"
                 )
-            other = seen.get(rel)
-            if other is not None and other != index:
-                raise UsageError(
-                    f"'{rel}' would come from both {roots[other].label} and {root.label}; "
-                    "upload them as separate datasets or rename one"
-                )
-            seen[rel] = index
+            if track:
+                other = seen.get(rel)
+                if other is not None and other != index:
+                    raise UsageError(
+                        f"'{rel}' would come from both {roots[other].label} and {root.label}; "
+                        "upload them as separate datasets or rename one"
+                    )
+                seen[rel] = index
             yield SourceFile(root_index=index, rel=rel, size=st.st_size, mtime_ns=st.st_mtime_ns)

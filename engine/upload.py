@@ -26,6 +26,7 @@ from engine.home import Home
 from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord, Journal
 from engine.progress import ProgressCallback, ProgressTracker
 from engine.registration import complete_dataset, register_verified
+from engine.rules import rules_from_options
 from engine.session import RunContext, open_run
 from engine.sources import resolve_roots, scan
 from engine.transfer import BatchResult, BatchTransfer
@@ -251,17 +252,20 @@ def upload(
     """Upload ``request.paths`` as one dataset; see the module docstring for the flow."""
     started = time.monotonic()
     home.ensure()
-    profile_name = load_config(home).profile(request.profile).name
+    profile = load_config(home).profile(request.profile)
+    rules = rules_from_options(profile.options, f"profile '{profile.name}'")
     req = request.dataset.validated()
     roots = resolve_roots(request.paths)
     stop = stop or threading.Event()
     with Journal(home.journal_file) as journal:
         ctx = open_run(home, journal, request.profile, request.bwlimit, request.transfers)
         try:
-            lock = lock_dataset(home.run_dir, profile_name, req)
+            lock = lock_dataset(home.run_dir, profile.name, req)
             try:
                 # The whole scan is staged before anything is created or moved: a collision is a usage error.
-                journal.stage_scan((f.rel, str(f.path(roots)), f.size, f.mtime_ns) for f in scan(roots))
+                journal.stage_scan(
+                    (f.rel, str(f.path(roots)), f.size, f.mtime_ns) for f in scan(roots, rules)
+                )
                 ctx.ready()
                 return _upload_dataset(ctx, req, progress, stop, started)
             finally:

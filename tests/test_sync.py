@@ -1,0 +1,269 @@
+"""Sync mode with real files written by a separate process, the real watcher, rclone and storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.datasets import DatasetRequest
+from engine.home import resolve_home
+from engine.sync import SyncRequest, SyncSession
+from tests.conftest import Cli
+
+SETTLE = "0.5"
+
+
+def _wait_for(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Sync:
+    """A `datauploader sync` process, stopped like a person would (SIGINT/SIGTERM) or killed by PID."""
+
+    def __init__(self, cli: Cli, src: Path, *args: str) -> None:
+        self.cli = cli
+        self.proc = cli.popen("-v", "sync", str(src), "--dataset", "ds", "--settle", SETTLE, *args)
+        self.dest = cli.storage / "ds"
+        _wait_for(lambda: self._status_running(), 30, "sync to start watching")
+
+    def _status_running(self) -> bool:
+        assert self.proc.poll() is None, self.proc.communicate()
+        sets = self.cli.status()["datasets"]
+        return bool(sets) and sets[0]["progress"] is not None and sets[0]["progress"]["phase"] == "watching"
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    p = tmp_path / "src"
+    p.mkdir()
+    return p
+
+
+def writer(script: str) -> subprocess.Popen[str]:
+    """A separate process standing in for the instrument's acquisition software."""
+    return subprocess.Popen([sys.executable, "-c", script], text=True)
+
+
+def test_file_written_in_chunks_is_uploaded_once_and_never_partial(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src)
+    try:
+        target = s.dest / "scan" / "detector.raw"
+        # 8 chunks, one every 0.3 s (shorter than settle), then close.
+        w = writer(
+            f"import os,time\nos.makedirs({str(src / 'scan')!r}, exist_ok=True)\n"
+            f"with open({str(src / 'scan' / 'detector.raw')!r}, 'wb') as f:\n"
+            "    for i in range(8):\n        f.write(bytes([i]) * 65536); f.flush(); time.sleep(0.3)\n"
+        )
+        sizes = set()
+        while w.poll() is None:
+            if target.exists():
+                sizes.add(target.stat().st_size)
+            time.sleep(0.02)
+        _wait_for(target.exists, 10, "the complete file on storage")
+        for _ in range(40):  # keep watching a little: it must not change again
+            sizes.add(target.stat().st_size)
+            time.sleep(0.02)
+        assert sizes == {8 * 65536}, f"storage held a partial file: {sizes}"
+        code, out, err = s.stop()
+        assert code == 0, err
+        assert "1 uploaded now" in out
+        assert target.read_bytes() == (src / "scan" / "detector.raw").read_bytes()
+    finally:
+        s.kill()
+
+
+def test_500_files_at_50_per_second_all_arrive(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src)
+    try:
+        w = writer(
+            "import os,time\n"
+            f"d={str(src)!r}\n"
+            "for i in range(500):\n"
+            "    with open(os.path.join(d, f'frame_{i:04d}.tif'), 'wb') as f: f.write(os.urandom(2048))\n"
+            "    time.sleep(0.02)\n"
+        )
+        w.wait(60)
+        _wait_for(lambda: len(list(s.dest.glob("frame_*.tif"))) == 500, 30, "all 500 files")
+        code, out, err = s.stop()
+        assert code == 0, err
+        for i in range(0, 500, 37):
+            name = f"frame_{i:04d}.tif"
+            assert (s.dest / name).read_bytes() == (src / name).read_bytes()
+        d = cli.status()["datasets"][0]
+        assert d["files"]["done"] == 500 and d["state"] == "complete"
+        assert (s.dest / "ro-crate-metadata.json").exists()
+    finally:
+        s.kill()
+
+
+def test_temp_then_rename_uploads_the_final_name_once(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src)
+    try:
+        w = writer(
+            "import os,time\n"
+            f"d={str(src)!r}\n"
+            "for tmp, final in (('a.raw.tmp', 'a.raw'), ('.b.raw.inprogress', 'b.raw')):\n"
+            "    with open(os.path.join(d, tmp), 'wb') as f:\n"
+            "        for i in range(3): f.write(b'x' * 1000); f.flush(); time.sleep(0.2)\n"
+            "    os.rename(os.path.join(d, tmp), os.path.join(d, final))\n"
+        )
+        w.wait(30)
+        _wait_for(lambda: (s.dest / "a.raw").exists() and (s.dest / "b.raw").exists(), 10, "renamed files")
+        time.sleep(1.5)
+        code, out, err = s.stop()
+        assert code == 0, err
+        names = sorted(p.name for p in s.dest.iterdir())
+        assert names == ["a.raw", "b.raw", "ro-crate-metadata.json"]
+        assert "2 uploaded now" in out
+    finally:
+        s.kill()
+
+
+def test_reopen_and_append_after_close_is_uploaded_again(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src)
+    try:
+        f = src / "log.dat"
+        f.write_bytes(b"first part\n")
+        _wait_for(lambda: (s.dest / "log.dat").exists(), 10, "first version")
+        with f.open("ab") as fh:
+            fh.write(b"appended later\n")
+        _wait_for(lambda: (s.dest / "log.dat").read_bytes() == f.read_bytes(), 10, "appended version")
+        code, out, err = s.stop()
+        assert code == 0, err
+        crate = json.loads((s.dest / "ro-crate-metadata.json").read_text())
+        entry = next(e for e in crate["@graph"] if e.get("name") == "log.dat")
+        assert entry["contentSize"] == len(f.read_bytes())
+    finally:
+        s.kill()
+
+
+def test_exclude_and_ready_marker_rules(cli: Cli, src: Path) -> None:
+    cli.write_config(
+        '[profiles.default]\nstorage = "storage"\nexclude = ["scratch/"]\n'
+        'ready_markers = [{files = "scan_*.raw", marker = "scan_*.done"}]\n'
+    )
+    s = Sync(cli, src)
+    try:
+        (src / "scratch").mkdir()
+        (src / "scratch" / "junk.bin").write_bytes(b"junk")
+        (src / "~$report.docx").write_bytes(b"lock")
+        (src / "scan_001.raw").write_bytes(b"data 1")
+        (src / "other.txt").write_bytes(b"other")
+        _wait_for(lambda: (s.dest / "other.txt").exists(), 10, "other.txt")
+        time.sleep(1.5)
+        assert not (s.dest / "scan_001.raw").exists(), "uploaded before its marker"
+        (src / "scan_001.done").write_bytes(b"")
+        _wait_for(lambda: (s.dest / "scan_001.raw").exists(), 10, "scan_001.raw after its marker")
+        code, out, err = s.stop()
+        assert code == 0, err
+        names = sorted(p.relative_to(s.dest).as_posix() for p in s.dest.rglob("*") if p.is_file())
+        assert names == ["other.txt", "ro-crate-metadata.json", "scan_001.done", "scan_001.raw"]
+    finally:
+        s.kill()
+
+
+def test_restart_catches_up_on_files_written_while_stopped(cli: Cli, src: Path) -> None:
+    (src / "before.dat").write_bytes(b"before")
+    s = Sync(cli, src)
+    _wait_for(lambda: (s.dest / "before.dat").exists(), 10, "before.dat")
+    assert s.stop()[0] == 0
+    (src / "while_stopped.dat").write_bytes(b"written while DataUploader was not running")
+    (src / "before.dat").write_bytes(b"before, changed")
+    s = Sync(cli, src)
+    try:
+        _wait_for(lambda: (s.dest / "while_stopped.dat").exists(), 10, "catch-up")
+        _wait_for(lambda: (s.dest / "before.dat").read_bytes() == b"before, changed", 10, "changed file")
+        assert s.stop()[0] == 0
+    finally:
+        s.kill()
+
+
+def test_sigterm_drains_files_in_flight_and_seals(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src, "--bwlimit", "1M")
+    try:
+        for i in range(4):
+            (src / f"big_{i}.bin").write_bytes(os.urandom(1 << 20))
+        # Stop while they are being uploaded (4 MiB at 1 MiB/s).
+        _wait_for(
+            lambda: cli.status()["datasets"][0]["files"]["by_state"].get("uploading", 0) > 0, 15, "uploads"
+        )
+        code, out, err = s.stop(signal.SIGTERM)
+        assert code == 0, err
+        for i in range(4):
+            assert (s.dest / f"big_{i}.bin").read_bytes() == (src / f"big_{i}.bin").read_bytes()
+        d = cli.status()["datasets"][0]
+        assert d["state"] == "complete" and d["files"]["done"] == 4
+        assert (s.dest / "ro-crate-metadata.json").exists()
+    finally:
+        s.kill()
+
+
+def test_second_sigint_aborts_quickly_and_the_next_run_resumes(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src, "--bwlimit", "512k")
+    try:
+        for i in range(4):
+            (src / f"big_{i}.bin").write_bytes(os.urandom(1 << 20))
+        _wait_for(
+            lambda: cli.status()["datasets"][0]["files"]["by_state"].get("uploading", 0) > 0, 15, "uploads"
+        )
+        s.proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        t = time.monotonic()
+        code, out, err = s.stop(signal.SIGINT, timeout=30)
+        assert code == 130, err
+        assert time.monotonic() - t < 10
+    finally:
+        s.kill()
+    r = cli("upload", str(src), "--dataset", "ds")
+    assert r.code == 0, r.err
+    for i in range(4):
+        assert (s.dest / f"big_{i}.bin").read_bytes() == (src / f"big_{i}.bin").read_bytes()
+
+
+def test_reconciliation_finds_a_file_whose_event_was_lost(tmp_path: Path, src: Path) -> None:
+    home_dir = tmp_path / "home"
+    home_dir.mkdir()
+    (home_dir / "config.toml").write_text('[profiles.default]\nstorage = "storage"\nrescan = 1\n')
+    home = resolve_home(home_dir)
+    session = SyncSession(
+        home,
+        SyncRequest(paths=[str(src)], dataset=DatasetRequest(name="ds"), settle=0.3),
+        event_filter=lambda path, kind: "hidden" not in path,  # the OS "drops" these events
+    )
+    session.start()
+    try:
+        time.sleep(1.0)
+        (src / "seen.dat").write_bytes(b"seen")
+        (src / "hidden.dat").write_bytes(b"no event for me")
+        dest = home_dir / "storage" / "ds"
+        _wait_for(lambda: (dest / "hidden.dat").exists(), 15, "reconciliation to find hidden.dat")
+        assert (dest / "seen.dat").exists()
+    finally:
+        session.stop()
+        assert session.wait(60)
+    assert session.error is None, session.error
+    assert session.report is not None and session.report.files_done == 2
+    assert threading.active_count() < 20
