@@ -119,7 +119,9 @@ class DatasetUploader:
         pending = c.by_state.get(DISCOVERED, 0) + c.by_state.get(UPLOADING, 0)
         pending_bytes = c.bytes_by_state.get(DISCOVERED, 0) + c.bytes_by_state.get(UPLOADING, 0)
         max_files = max(MIN_BATCH_FILES, min(BATCH_FILES, pending // (2 * LANES)))
-        max_bytes = max(MIN_BATCH_BYTES, min(BATCH_BYTES, pending_bytes // (2 * LANES)))
+        # Bytes split per lane only: big files gain nothing from small batches, but need rclone's parallel
+        # transfers inside each job.
+        max_bytes = max(MIN_BATCH_BYTES, min(BATCH_BYTES, pending_bytes // LANES))
         after = 0
         batch: list[FileRecord] = []
         size = 0
