@@ -292,19 +292,23 @@ class SyncSession:
             self.settler.forget(rel)
             self._on_gone([rel])
             return
-        writing: bool | None
-        if kind == "closed" or kind == "moved":
-            writing = False
-        elif kind in ("written", "created"):
-            writing = True if self.watcher.has_close_events else None
-        else:
-            writing = None
-        self.settler.touch(rel, path, writing=writing, marker=self.rules.marker_for(rel))
+        st: os.stat_result | None = None
         if kind in ("created", "moved"):
             try:
                 st = os.stat(path)
             except OSError:
                 return
+        writing: bool | None = None
+        if kind in ("closed", "moved"):
+            writing = False
+        elif self.watcher.has_close_events and (
+            kind == "written" or (kind == "created" and st and not st.st_size)
+        ):
+            # Written (or just created, still empty): a writer has it open, and its close will tell us when it is
+            # done. A file that appears with content was moved or linked in whole; no close event will follow.
+            writing = True
+        self.settler.touch(rel, path, writing=writing, marker=self.rules.marker_for(rel))
+        if st is not None:
             with self._lock:
                 self._pending_settling.append((rel, path, st.st_size, st.st_mtime_ns))
 
