@@ -66,34 +66,71 @@ def resolve_roots(paths: Sequence[str]) -> list[SourceRoot]:
     return roots
 
 
-def _walk(root: Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    """Regular files below ``root`` (``/``-separated relative paths). Symlinks to files are followed; symlinked
-    folders are not, so a link loop cannot make the walk endless."""
-    try:
-        it = os.scandir(root)
-    except OSError as exc:
-        raise UsageError(f"{root}: cannot list folder ({exc.strerror})") from None
-    subdirs: list[tuple[Path, str]] = []
-    with it:
-        for entry in it:
-            rel = f"{prefix}{entry.name}"
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append((Path(entry.path), rel + "/"))
-                    continue
-                st = entry.stat(follow_symlinks=True)
-            except OSError:
-                continue  # vanished while we looked; a later scan sees it if it comes back
-            if stat.S_ISREG(st.st_mode):
-                yield rel, st
-    for path, sub in sorted(subdirs):
-        yield from _walk(path, sub)
+class FolderIndex:
+    """Each folder's mtime and sub-folders as of the last walk, so the next walk lists only the folders whose
+    entries changed: a new, removed or renamed entry changes its folder's mtime. Writing into an existing file
+    does not, which is why sync mode still lists everything every few rescans. On a tree of 100,000 files in
+    10,000 folders this turns a rescan from 100,000 stats into 10,000."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, tuple[int, tuple[str, ...]]] = {}
+
+    def walk(
+        self, root: Path, *, full: bool = True, prefix: str = ""
+    ) -> Iterator[tuple[str, os.stat_result]]:
+        """Regular files below ``root`` (``/``-separated relative paths) in listed folders; ``full`` lists all.
+        Symlinks to files are followed; symlinked folders are not, so a link loop cannot make the walk endless."""
+        key = str(root)
+        try:
+            dir_mtime = os.stat(
+                root
+            ).st_mtime_ns  # before listing: a change during the listing shows next time
+        except OSError:
+            self._dirs.pop(key, None)
+            if not prefix:
+                raise UsageError(f"{root}: cannot read folder") from None
+            return
+        cached = self._dirs.get(key)
+        if not full and cached is not None and cached[0] == dir_mtime:
+            for name in cached[1]:
+                yield from self.walk(root / name, full=False, prefix=f"{prefix}{name}/")
+            return
+        try:
+            it = os.scandir(root)
+        except OSError as exc:
+            if not prefix:
+                raise UsageError(f"{root}: cannot list folder ({exc.strerror})") from None
+            return
+        subdirs: list[str] = []
+        with it:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.name)
+                        continue
+                    st = entry.stat(follow_symlinks=True)
+                except OSError:
+                    continue  # vanished while we looked; a later scan sees it if it comes back
+                if stat.S_ISREG(st.st_mode):
+                    yield f"{prefix}{entry.name}", st
+        subdirs.sort()
+        self._dirs[key] = (dir_mtime, tuple(subdirs))
+        for name in subdirs:
+            yield from self.walk(root / name, full=full, prefix=f"{prefix}{name}/")
 
 
-def scan(roots: Sequence[SourceRoot], rules: FileRules | None = None) -> Iterator[SourceFile]:
+def scan(
+    roots: Sequence[SourceRoot],
+    rules: FileRules | None = None,
+    *,
+    folders: FolderIndex | None = None,
+    full: bool = True,
+) -> Iterator[SourceFile]:
     """Every wanted file of every root, in a stable order. Collisions between roots raise :class:`UsageError`
-    (tracked only with several roots: one folder cannot collide with itself, so a huge tree costs no memory)."""
+    (tracked only with several roots: one folder cannot collide with itself, so a huge tree costs no memory).
+    With ``folders`` (sync mode's index) and ``full=False``, only files in folders changed since the last walk."""
     seen: dict[str, int] = {}
+    walker = folders if folders is not None else FolderIndex()
     track = len(roots) > 1
     for index, root in enumerate(roots):
         if root.single is not None:
@@ -103,7 +140,7 @@ def scan(roots: Sequence[SourceRoot], rules: FileRules | None = None) -> Iterato
                 raise UsageError(f"{root.label}: cannot read it ({exc.strerror})") from None
             items: Iterator[tuple[str, os.stat_result]] = iter([(root.single, st)])
         else:
-            items = _walk(root.root)
+            items = walker.walk(root.root, full=full)
         for rel, st in items:
             if rules is not None and not rules.wanted(rel):
                 continue

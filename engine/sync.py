@@ -28,7 +28,7 @@ from engine.registration import complete_dataset
 from engine.rules import FileRules, rules_from_options
 from engine.session import RunContext, open_run, parse_duration
 from engine.settle import Ready, SettleTracker, exclusive_open_probe
-from engine.sources import SourceRoot, resolve_roots, scan
+from engine.sources import FolderIndex, SourceRoot, resolve_roots, scan
 from engine.upload import DatasetUploader, UploadReport, backoff
 from engine.watching import Watcher
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SETTLE = 2.0
 DEFAULT_RESCAN = 60.0
+FULL_RESCAN_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class SyncSession:
         self.report: UploadReport | None = None
         self.error: BaseException | None = None
         self._pending_settling: list[tuple[str, str, int, int]] = []
+        self.index = FolderIndex()
+        self._rescans = 0
         self._lock = threading.Lock()
 
     # -- control -----------------------------------------------------------------------------------------
@@ -148,7 +151,8 @@ class SyncSession:
         self.watcher.start()
         try:
             journal.stage_scan(
-                (f.rel, str(f.path(self.roots)), f.size, f.mtime_ns) for f in scan(self.roots, self.rules)
+                (f.rel, str(f.path(self.roots)), f.size, f.mtime_ns)
+                for f in scan(self.roots, self.rules, folders=self.index)
             )
             ctx.ready()
             ctx.storage.probe(req.target)
@@ -349,12 +353,18 @@ class SyncSession:
 
     def _reconcile(self) -> None:
         """Compare the folders with the journal; anything new or changed that no event announced is settled
-        now. Cheap: one stat per file, no reading."""
+        now. Cheap: one stat per folder, and a listing (one stat per file, no reading) only of folders whose
+        entries changed, except every ``FULL_RESCAN_EVERY``-th time, which lists everything (an in-place write
+        whose event was lost leaves its folder's mtime alone)."""
         t0 = time.perf_counter()
-        known = self.journal.known_files(self.rec.id)
+        full = self._rescans % FULL_RESCAN_EVERY == FULL_RESCAN_EVERY - 1
+        self._rescans += 1
+        known: dict[str, tuple[int, int]] | None = None
         hints = 0
         try:
-            for f in scan(self.roots, self.rules):
+            for f in scan(self.roots, self.rules, folders=self.index, full=full):
+                if known is None:
+                    known = self.journal.known_files(self.rec.id)
                 if known.get(f.rel) != (f.size, f.mtime_ns):
                     hints += 1
                     self.settler.touch(
@@ -364,7 +374,9 @@ class SyncSession:
             log.warning("reconciliation scan: %s", exc)
         if hints:
             log.info("reconciliation found %d files no event announced", hints)
-        log.debug("reconciliation of %d known files: %.3f s", len(known), time.perf_counter() - t0)
+        log.debug(
+            "reconciliation (%s): %.3f s", "full" if full else "changed folders", time.perf_counter() - t0
+        )
 
 
 def _marker_exists(marker: str, path: str) -> bool:

@@ -16,6 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -43,6 +46,20 @@ NETWORK_FS = {
     "fuse.gvfsd-fuse",
     "davfs",
 }
+
+# Only what can change a file's content or presence. Opens and read-closes are left out on purpose: every read
+# (our own scans and uploads included) would produce two, enough to overflow inotify's 16,384-event queue on a
+# large tree, and watchdog answers an overflow by re-walking the whole tree, which reads it again: a loop.
+WANTED_EVENTS = (
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+)
 
 # (path, kind) with kind one of "written" (modified, not closed), "closed" (closed after writing),
 # "created", "moved" (a file arrived by rename: complete as far as the writer is concerned), "deleted".
@@ -147,7 +164,7 @@ class Watcher:
         handler = _Handler(self.callback)
         try:
             for folder, recursive in self.folders:
-                observer.schedule(handler, str(folder), recursive=recursive)
+                observer.schedule(handler, str(folder), recursive=recursive, event_filter=list(WANTED_EVENTS))
             observer.start()
         except BaseException:
             observer.stop()
