@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, UsageError
 from engine.home import Home
 
 if sys.version_info >= (3, 11):
@@ -31,6 +31,26 @@ _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
 @dataclass(frozen=True)
+class SciCatSettings:
+    """``[profiles.X.scicat]``: where the SciCat backend is and how datasets are filled in.
+
+    Only ``url`` is required; everything else has a default that works for a typical facility.
+    """
+
+    url: str  # the API base, e.g. "https://scicat.example.org/api/v3"
+    auth: str = "local"  # login route: "local" (POST /auth/login, functional accounts) or "ldap"
+    api: str = "v3"  # dataset/origdatablock routes: "v3" or "v4"
+    owner_group: str | None = None  # default: the proposal's ownerGroup
+    access_groups: tuple[str, ...] = ()  # default: the proposal's accessGroups
+    creation_location: str | None = None  # default: "/DataUploader/<host name>"
+    source_folder: str | None = None  # the storage root as the facility sees it; default: the storage path
+    keywords: tuple[str, ...] = ()
+    block_files: int = 10_000  # files per origdatablock (SciCat's limit is 10,000)
+    expiry_warning: float = 600.0  # warn this many seconds before the login token expires
+    timeout: float = 60.0  # seconds to wait for one answer
+
+
+@dataclass(frozen=True)
 class Profile:
     """One upload target: storage + catalogue + transfer tuning."""
 
@@ -42,6 +62,7 @@ class Profile:
     checkers: int | None = None
     bwlimit: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    scicat: SciCatSettings | None = None
 
     @property
     def storage_is_local(self) -> bool:
@@ -105,7 +126,65 @@ _EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {
     "exclude": list,  # gitignore-style patterns added to the default excludes
     "exclude_defaults": bool,  # false drops the default excludes (*.tmp, *.part, ~$*, .~lock*, ...)
     "ready_markers": list,  # [{files = "scan_*.raw", marker = "scan_*.done"}, ...]
+    "register_retry": (str, int, float),  # sync: interval of retries of queued catalogue registrations
 }
+
+_SCICAT_KEYS: dict[str, type | tuple[type, ...]] = {
+    "url": str,
+    "auth": str,
+    "api": str,
+    "owner_group": str,
+    "access_groups": list,
+    "creation_location": str,
+    "source_folder": str,
+    "keywords": list,
+    "block_files": int,
+    "expiry_warning": (str, int, float),
+    "timeout": (int, float),
+}
+
+
+def _parse_scicat(raw: Any, key_prefix: str, where: Path) -> SciCatSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: '{key_prefix}' must be a table ([{key_prefix}])")
+    for k in raw:
+        if k not in _SCICAT_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key '{key_prefix}.{k}' (allowed: {', '.join(sorted(_SCICAT_KEYS))})"
+            )
+    values = {k: _expect(v, _SCICAT_KEYS[k], f"{key_prefix}.{k}", where) for k, v in raw.items()}
+    url = values.get("url")
+    if url is None:
+        raise ConfigError(
+            f"{where}: '{key_prefix}.url' is missing (e.g. \"https://scicat.example.org/api/v3\")"
+        )
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{where}: '{key_prefix}.url' must start with https:// (or http://), not {url!r}")
+    for k, choices in (("auth", ("local", "ldap")), ("api", ("v3", "v4"))):
+        if k in values and values[k] not in choices:
+            raise ConfigError(
+                f"{where}: '{key_prefix}.{k}' is {values[k]!r}; use one of: {', '.join(choices)}"
+            )
+    for k in ("access_groups", "keywords"):
+        if k in values:
+            if not all(isinstance(x, str) and x for x in values[k]):
+                raise ConfigError(f"{where}: '{key_prefix}.{k}' must be a list of non-empty strings")
+            values[k] = tuple(values[k])
+    if "block_files" in values and not 1 <= values["block_files"] <= 10_000:
+        raise ConfigError(f"{where}: '{key_prefix}.block_files' must be between 1 and 10000")
+    if "expiry_warning" in values:
+        from engine.session import parse_duration
+
+        try:
+            values["expiry_warning"] = parse_duration(
+                values["expiry_warning"], f"{key_prefix}.expiry_warning"
+            )
+        except UsageError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if "timeout" in values and values["timeout"] <= 0:
+        raise ConfigError(f"{where}: '{key_prefix}.timeout' must be more than 0 seconds")
+    values["url"] = url.rstrip("/")
+    return SciCatSettings(**values)
 
 
 def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
@@ -140,7 +219,16 @@ def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     if bwlimit is not None:
         _expect(bwlimit, str, f"{key_prefix}.bwlimit", where)
     options: dict[str, Any] = {}
-    known = {"storage", "catalogue", "rclone_config", "transfers", "checkers", "bwlimit", *_EXTRA_KEYS}
+    known = {
+        "storage",
+        "catalogue",
+        "rclone_config",
+        "transfers",
+        "checkers",
+        "bwlimit",
+        "scicat",
+        *_EXTRA_KEYS,
+    }
     for k, v in raw.items():
         if k not in known:
             raise ConfigError(
@@ -151,6 +239,11 @@ def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     from engine.rules import rules_from_options
 
     rules_from_options(options, f"{where}: profile '{name}'")  # validate now: a bad rule is a config error
+    scicat = _parse_scicat(raw["scicat"], f"{key_prefix}.scicat", where) if "scicat" in raw else None
+    if catalogue == "scicat" and scicat is None:
+        raise ConfigError(
+            f"{where}: profile '{name}' uses catalogue 'scicat' but has no [{key_prefix}.scicat] table with its url"
+        )
     return Profile(
         name=name,
         storage=storage,
@@ -160,6 +253,7 @@ def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
         checkers=checkers,
         bwlimit=bwlimit,
         options=options,
+        scicat=scicat,
     )
 
 

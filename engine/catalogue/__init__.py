@@ -7,6 +7,7 @@ from engine.catalogue.base import (
     Catalogue,
     CatalogueError,
     Conflict,
+    Credentials,
     DatasetSpec,
     FileEntry,
     InvalidMetadata,
@@ -26,7 +27,27 @@ def open_catalogue(profile: Profile, home: Home) -> Catalogue:
         from engine.catalogue.local import LocalCatalogue
 
         return LocalCatalogue(home.catalogue_file)
+    if profile.catalogue == "scicat" and profile.scicat is not None:
+        from engine.catalogue.scicat import SciCatCatalogue
+        from engine.credentials import TokenStore
+
+        return SciCatCatalogue(profile.scicat, TokenStore(home.data_dir), profile.name)
     raise ConfigError(f"catalogue '{profile.catalogue}' of profile '{profile.name}' is not available yet")
+
+
+def require_session(catalogue: Catalogue, profile: str) -> Session | None:
+    """Refuse to start an upload for a catalogue that needs a login when there is no valid session (exit 2):
+    better now than after hours of transfer with nothing registered."""
+    if not catalogue.needs_login:
+        return None
+    session = catalogue.session()
+    if session is None:
+        option = "" if profile == "default" else f" --profile {profile}"
+        raise AuthError(
+            f"not logged in to the {catalogue.name} catalogue of profile '{profile}' (or the login expired); "
+            f"run `datauploader login{option}`"
+        )
+    return session
 
 
 __all__ = [
@@ -34,6 +55,7 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "Conflict",
+    "Credentials",
     "DatasetSpec",
     "FileEntry",
     "InvalidMetadata",
@@ -42,4 +64,5 @@ __all__ = [
     "Session",
     "TransientError",
     "open_catalogue",
+    "require_session",
 ]

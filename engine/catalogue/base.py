@@ -51,6 +51,15 @@ class Session:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """What a person typed or pasted to log in: a user name and password, or a token (OIDC sites)."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Investigation:
     id: str
     title: str | None = None
@@ -68,6 +77,7 @@ class DatasetSpec:
     investigation_description: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
+    target: str = ""  # the dataset's folder below the storage root ("<investigation>/<name>")
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,12 @@ class Catalogue(Protocol):
     def session(self) -> Session | None:
         """The current session, or None when logged out / expired."""
 
+    def login(self, credentials: Credentials) -> Session:
+        """Log in and keep the session (a token, never the password) for later runs; AuthError if refused."""
+
+    def logout(self) -> None:
+        """Forget the stored session."""
+
     def list_investigations(self) -> list[Investigation]: ...
 
     def get_investigation(self, investigation_id: str) -> Investigation | None: ...
@@ -104,7 +120,15 @@ class Catalogue(Protocol):
     def update_dataset(self, dataset_id: str, spec: DatasetSpec) -> None: ...
 
     def append_files(self, dataset_id: str, entries: Sequence[FileEntry]) -> None:
-        """Register files; a path registered before is updated to the new size/checksum."""
+        """Register files (in catalogue-sized batches). A path registered before gets its new size/checksum;
+        an append-only catalogue (SciCat) lists the new version in addition to the old one."""
+
+    def registered(self, dataset_id: str, entries: Sequence[FileEntry]) -> set[str]:
+        """The paths of ``entries`` already registered with exactly that sha256.
+
+        Called only to recover from an :meth:`append_files` whose outcome is unknown (a crash, a lost answer),
+        so an append-only catalogue never lists the same file version twice.
+        """
 
     def finalise(self, dataset_id: str, *, end_time: float) -> None:
         """Mark the dataset complete (all its files registered)."""

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.catalogue.base import DatasetSpec, FileEntry, Investigation, Session
+from engine.catalogue.base import Credentials, DatasetSpec, FileEntry, Investigation, Session
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS investigations (
@@ -66,6 +66,12 @@ class LocalCatalogue:
 
     def session(self) -> Session:
         return Session(user=getpass.getuser())
+
+    def login(self, credentials: Credentials) -> Session:
+        return self.session()  # the operating-system user is the only identity here
+
+    def logout(self) -> None:
+        return None
 
     def list_investigations(self) -> list[Investigation]:
         with self._lock:
@@ -160,6 +166,20 @@ class LocalCatalogue:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def registered(self, dataset_id: str, entries: Sequence[FileEntry]) -> set[str]:
+        wanted = {e.path: e.sha256 for e in entries}
+        found: set[str] = set()
+        paths = list(wanted)
+        with self._lock:
+            for i in range(0, len(paths), 500):
+                chunk = paths[i : i + 500]
+                rows = self._db.execute(
+                    f"SELECT path, sha256 FROM files WHERE dataset_pid=? AND path IN ({','.join('?' * len(chunk))})",
+                    (dataset_id, *chunk),
+                ).fetchall()
+                found.update(path for path, sha in rows if wanted.get(path) == sha)
+        return found
 
     def finalise(self, dataset_id: str, *, end_time: float) -> None:
         with self._lock:
