@@ -7,18 +7,21 @@ Shared by batch and sync mode so both agree on where a dataset lives and what ma
 from __future__ import annotations
 
 import hashlib
+import logging
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from engine.catalogue import Catalogue, DatasetSpec, Investigation, NotPermitted
+from engine.catalogue import Catalogue, DatasetSpec, Investigation, NotPermitted, TransientError
 from engine.config import Profile
 from engine.errors import BusyError, UsageError
 from engine.journal import DatasetRecord, Journal
 from engine.names import validate_name
 from engine.storage import join_fs, redact_fs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,13 +124,37 @@ def dataset_spec(rec: DatasetRecord) -> DatasetSpec:
         investigation_description=rec.investigation_description,
         meta=dict(rec.meta),
         created=rec.created,
+        target=rec.target,
     )
 
 
-def ensure_in_catalogue(catalogue: Catalogue, journal: Journal, rec: DatasetRecord) -> DatasetRecord:
-    """Create the investigation (if allowed and missing) and the dataset in the catalogue, idempotently."""
+def ensure_in_catalogue(
+    catalogue: Catalogue, journal: Journal, rec: DatasetRecord, *, defer_if_unreachable: bool = True
+) -> DatasetRecord:
+    """Create the investigation (if allowed and missing), validate the dataset, and create it in the catalogue,
+    idempotently. Called before anything is transferred, so bad metadata or a missing permission
+    stops the run while nothing has moved.
+
+    A catalogue that is merely unreachable does not stop the data (an instrument PC's disk fills up whatever the
+    catalogue's state): with ``defer_if_unreachable`` the record comes back without a catalogue id, and the
+    uploader validates and creates the dataset at its first registration attempt once the catalogue is back.
+    """
+    try:
+        return _ensure_in_catalogue(catalogue, journal, rec)
+    except TransientError as exc:
+        if not defer_if_unreachable:
+            raise
+        log.warning(
+            "catalogue not reachable (%s); uploading anyway, the dataset is validated and registered when it is back",
+            exc,
+        )
+        return rec
+
+
+def _ensure_in_catalogue(catalogue: Catalogue, journal: Journal, rec: DatasetRecord) -> DatasetRecord:
+    # The investigation first: whether it exists (or may be created) is the first thing a user must fix, and the
+    # dataset's validation depends on it (SciCat takes the owner group from the proposal).
     spec = dataset_spec(rec)
-    catalogue.validate_dataset(spec)
     if rec.investigation:
         inv = catalogue.get_investigation(rec.investigation)
         if inv is None:
@@ -139,6 +166,7 @@ def ensure_in_catalogue(catalogue: Catalogue, journal: Journal, rec: DatasetReco
             catalogue.create_investigation(
                 Investigation(id=rec.investigation, description=rec.investigation_description)
             )
+    catalogue.validate_dataset(spec)
     if rec.catalogue_id is None:
         pid = catalogue.find_dataset(spec) or catalogue.create_dataset(spec)
         rec = journal.update_dataset(rec.id, catalogue_id=pid)

@@ -71,6 +71,16 @@ CREATE TABLE IF NOT EXISTS files (
     UNIQUE (dataset_id, rel)
 );
 CREATE INDEX IF NOT EXISTS files_by_state ON files (dataset_id, state, id);
+-- Files being registered right now: written before the catalogue call, removed in the transaction that marks them
+-- registered. A row left over means the call's outcome is unknown (crash, lost answer): the catalogue is asked
+-- before sending again, so an append-only catalogue never lists the same file version twice.
+CREATE TABLE IF NOT EXISTS registering (
+    file_id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    started REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS registering_by_dataset ON registering (dataset_id);
 CREATE TABLE IF NOT EXISTS progress (
     dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
     pid INTEGER NOT NULL,
@@ -483,6 +493,62 @@ class Journal:
             for key, rows in groups.items():
                 sets = ", ".join(f"{k}=?" for k in key)
                 db.executemany(f"UPDATE files SET {sets}, updated=? WHERE id=?", rows)
+
+    # -- registration intents -----------------------------------------------------------------------------
+
+    def begin_registering(self, dataset_id: int, files: Sequence[FileRecord]) -> None:
+        """Record that ``files`` (verified, with their sha256) are about to be sent to the catalogue."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO registering (file_id, dataset_id, sha256, started) VALUES (?,?,?,?)",
+                [(f.id, dataset_id, f.sha256 or "", now) for f in files],
+            )
+
+    def registering(self, dataset_id: int) -> list[tuple[FileRecord, str]]:
+        """Files whose registration was started but not recorded, with the sha256 that was being sent."""
+        cols = ", ".join(f"f.{c.strip()}" for c in _FILE_COLS.split(","))
+        rows = self._query(
+            f"SELECT {cols}, r.sha256 FROM registering r JOIN files f ON f.id=r.file_id "
+            "WHERE r.dataset_id=? ORDER BY f.id",
+            (dataset_id,),
+        )
+        orphans = self._query(
+            "SELECT count(*) FROM registering r WHERE r.dataset_id=? AND NOT EXISTS "
+            "(SELECT 1 FROM files f WHERE f.id=r.file_id)",
+            (dataset_id,),
+        )[0][0]
+        if orphans:
+            with self.transaction() as db:
+                db.execute(
+                    "DELETE FROM registering WHERE dataset_id=? AND NOT EXISTS "
+                    "(SELECT 1 FROM files f WHERE f.id=registering.file_id)",
+                    (dataset_id,),
+                )
+        return [(_file(r[:-1]), str(r[-1])) for r in rows]
+
+    def end_registering(
+        self, dataset_id: int, registered: Sequence[tuple[int, str]], dropped: Sequence[int] = ()
+    ) -> int:
+        """In one transaction: mark ``registered`` ``(file_id, sha256)`` registered — only while the file is still
+        verified with that checksum (a file changed meanwhile is uploaded and registered again) — and forget the
+        intents of those and of ``dropped``. Returns how many files became registered."""
+        n = 0
+        with self.transaction() as db:
+            now = time.time()
+            if registered:
+                cur = db.executemany(
+                    "UPDATE files SET state=?, registered_sha256=?, updated=? "
+                    "WHERE id=? AND state=? AND coalesce(sha256, '')=?",
+                    [(REGISTERED, sha, now, file_id, VERIFIED, sha) for file_id, sha in registered],
+                )
+                n = max(0, cur.rowcount)
+            for chunk in _chunks([f for f, _ in registered] + list(dropped), 500):
+                db.execute(
+                    f"DELETE FROM registering WHERE dataset_id=? AND file_id IN ({','.join('?' * len(chunk))})",
+                    (dataset_id, *chunk),
+                )
+        return n
 
     def counts(self, dataset_id: int) -> Counts:
         c = Counts()

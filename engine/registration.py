@@ -1,8 +1,9 @@
 """The last steps of a file and a dataset: catalogue registration and the manifest on storage.
 
 A file is done only when it is verified on storage *and* registered; registration is batched (≤ 10,000 files a
-call, the SciCat origdatablock limit) and recorded in the journal in the same step, so a crash between the two
-re-sends at most one batch, which adapters treat as an update rather than a duplicate.
+call, the SciCat origdatablock limit). Each batch is journaled as an intent before the call and marked registered
+after it; a crash in between leaves the intent, and the next run asks the catalogue what arrived before sending
+the rest, so an append-only catalogue (SciCat) never lists the same file version twice.
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.catalogue import Catalogue, FileEntry, TransientError
-from engine.journal import DISCOVERED, FAILED, REGISTERED, UPLOADING, VERIFIED, DatasetRecord, Journal
+from engine.catalogue import AuthError, Catalogue, CatalogueError, FileEntry, TransientError
+from engine.journal import (
+    DISCOVERED,
+    FAILED,
+    REGISTERED,
+    UPLOADING,
+    VERIFIED,
+    DatasetRecord,
+    FileRecord,
+    Journal,
+)
 from engine.rclone.daemon import RcloneError
 from engine.rclone.errors import classify
 from engine.rocrate import MANIFEST_NAME, CrateDataset, CrateFile, write_crate
@@ -27,20 +37,46 @@ log = logging.getLogger(__name__)
 REGISTER_CHUNK = 10_000
 
 
+def _entry(f: FileRecord, sha256: str | None = None) -> FileEntry:
+    return FileEntry(path=f.rel, size=f.size, mtime=f.mtime_ns / 1e9, sha256=sha256 or f.sha256 or "")
+
+
 def register_verified(journal: Journal, catalogue: Catalogue, rec: DatasetRecord) -> int:
-    """Register every verified file of the dataset; return how many. Transient catalogue errors propagate."""
+    """Register every verified file of the dataset; return how many. Catalogue errors propagate.
+
+    Each page is recorded as an intent before the catalogue call and marked registered in one transaction after
+    it; intents left by a crash or a lost answer are first checked against the catalogue (:func:`_recover`), so
+    a file version is never listed twice in an append-only catalogue.
+    """
     assert rec.catalogue_id is not None
-    total = 0
+    total = _recover(journal, catalogue, rec)
     while True:
         page = journal.files_in_state(rec.id, (VERIFIED,), limit=REGISTER_CHUNK)
         if not page:
             return total
-        catalogue.append_files(
-            rec.catalogue_id,
-            [FileEntry(path=f.rel, size=f.size, mtime=f.mtime_ns / 1e9, sha256=f.sha256 or "") for f in page],
-        )
-        journal.update_files([(f.id, {"state": REGISTERED, "registered_sha256": f.sha256}) for f in page])
-        total += len(page)
+        journal.begin_registering(rec.id, page)
+        catalogue.append_files(rec.catalogue_id, [_entry(f) for f in page])
+        total += journal.end_registering(rec.id, [(f.id, f.sha256 or "") for f in page])
+
+
+def _recover(journal: Journal, catalogue: Catalogue, rec: DatasetRecord) -> int:
+    """Settle registrations whose outcome is unknown: what the catalogue has is recorded as registered, the rest
+    goes back to the queue (it is still verified) and is sent again."""
+    assert rec.catalogue_id is not None
+    pending = journal.registering(rec.id)
+    if not pending:
+        return 0
+    found = catalogue.registered(rec.catalogue_id, [_entry(f, sha) for f, sha in pending])
+    done = [(f.id, sha) for f, sha in pending if f.rel in found]
+    again = [f.id for f, _ in pending if f.rel not in found]
+    n = journal.end_registering(rec.id, done, again)
+    log.info(
+        "dataset %s: %d interrupted registrations were in the catalogue already, %d are sent again",
+        rec.name,
+        len(done),
+        len(again),
+    )
+    return n
 
 
 def _crate_files(journal: Journal, dataset_id: int) -> Iterable[CrateFile]:
@@ -93,11 +129,16 @@ def complete_dataset(
                 storage.put(path, dataset_fs, MANIFEST_NAME)
         except RcloneError as exc:
             return rec, f"could not write the manifest: {classify(exc.message).reason}; run again"
-    assert rec.catalogue_id is not None
+    if rec.catalogue_id is None:
+        return rec, "the dataset is not in the catalogue yet; run again"
     try:
         catalogue.finalise(rec.catalogue_id, end_time=time.time())
     except TransientError as exc:
         return rec, f"catalogue not reachable to finalise the dataset: {exc}"
+    except AuthError as exc:
+        return rec, f"could not finalise the dataset in the catalogue: {exc}, then run the same command again"
+    except CatalogueError as exc:
+        return rec, f"the catalogue refused to finalise the dataset: {exc}"
     rec = journal.update_dataset(rec.id, manifest_sha256=digest, state="complete")
     return rec, None
 

@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.catalogue import require_session
 from engine.config import load_config
 from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
 from engine.errors import UsageError
 from engine.home import Home
-from engine.journal import DISCOVERED, SETTLING, UPLOADING, DatasetRecord, Journal
+from engine.journal import DISCOVERED, SETTLING, UPLOADING, VERIFIED, DatasetRecord, Journal
 from engine.progress import ProgressCallback, ProgressTracker
 from engine.registration import complete_dataset
 from engine.rules import FileRules, rules_from_options
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SETTLE = 2.0
 DEFAULT_RESCAN = 60.0
 FULL_RESCAN_EVERY = 10
+DEFAULT_REGISTER_RETRY = 30.0  # queued registrations (catalogue away, login expired) are retried this often
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,15 @@ class SyncSession:
         if self.settle < 0:
             raise UsageError("--settle must be 0 or more seconds")
         self.rescan = parse_duration(profile.options.get("rescan", DEFAULT_RESCAN), "rescan")
+        self.register_retry = parse_duration(
+            profile.options.get("register_retry", DEFAULT_REGISTER_RETRY), "register_retry"
+        )
         req = self.request.dataset.validated()
         self.roots = resolve_roots(self.request.paths)
         with Journal(home.journal_file) as journal:
             ctx = open_run(home, journal, self.request.profile, self.request.bwlimit, self.request.transfers)
             try:
+                require_session(ctx.catalogue, profile.name)
                 lock = lock_dataset(home.run_dir, profile.name, req)
                 try:
                     return self._run(ctx, req, started)
@@ -243,6 +249,9 @@ class SyncSession:
         report.failed = [(f.rel, f.reason or "unknown") for f in journal.failures(rec.id)]
         if reason:
             report.failed.append(("ro-crate-metadata.json", reason))
+        unregistered = counts.by_state.get(VERIFIED, 0)
+        if unregistered:
+            report.failed.append((f"({unregistered} files)", self.uploader.pending_reason()))
         settling = counts.by_state.get(SETTLING, 0)
         if settling:
             log.warning(
@@ -259,12 +268,20 @@ class SyncSession:
 
     def _upload_loop(self) -> None:
         attempt = 0
+        next_register = time.monotonic() + self.register_retry
         while not self._abort.is_set():
             self._kick.wait(1.0)
             self._kick.clear()
             if self._abort.is_set():
                 return
             reachable = self.uploader.one_pass()
+            if time.monotonic() >= next_register:
+                # Registrations queued while the catalogue was away or the login had expired: a login in
+                # another shell (a new token in the store) or the catalogue's return lets them flush now.
+                next_register = time.monotonic() + self.register_retry
+                self.uploader.check_login()
+                if self.uploader.has_unregistered():
+                    self.uploader.register()
             if not reachable:
                 delay = backoff(attempt)
                 attempt += 1

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine.catalogue import TransientError
+from engine.catalogue import AuthError, CatalogueError, TransientError, require_session
 from engine.config import load_config
 from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
 from engine.home import Home
@@ -106,6 +106,8 @@ class DatasetUploader:
         self.uploaded_bytes = 0
         self._count_lock = threading.Lock()
         self._register_lock = threading.Lock()
+        self.register_error: CatalogueError | None = None  # why the last registration attempt failed
+        self._expiry_warned: float | None = None
 
     def close(self) -> None:
         self.hash_pool.shutdown(wait=True, cancel_futures=True)
@@ -221,14 +223,92 @@ class DatasetUploader:
         )
 
     def register(self) -> None:
+        """Register whatever is verified. While the catalogue is unreachable or the login has expired the files
+        stay queued (verified) in the journal and the upload goes on; a later call — the next batch, sync's
+        periodic retry, the next run — sends them, with the token a ``datauploader login`` stored meanwhile."""
+        catalogue = self.ctx.catalogue
         try:
             with self._register_lock:  # two lanes must never register the same page of files
-                n = register_verified(self.journal, self.ctx.catalogue, self.rec)
+                if self.rec.catalogue_id is None:  # the catalogue was away when the run started
+                    self.rec = ensure_in_catalogue(
+                        catalogue, self.journal, self.rec, defer_if_unreachable=False
+                    )
+                n = register_verified(self.journal, catalogue, self.rec)
+        except AuthError as exc:
+            if not isinstance(self.register_error, AuthError):
+                log.warning("registration postponed, the files stay queued: %s", exc)
+            self.register_error = exc
+            return
         except TransientError as exc:
             log.warning("catalogue unreachable, registration postponed: %s", exc)
+            self.register_error = exc
             return
+        except CatalogueError as exc:
+            if str(exc) != str(self.register_error):
+                log.error("the catalogue refused the registration: %s", exc)
+            self.register_error = exc
+            return
+        if isinstance(self.register_error, AuthError):
+            log.warning("logged in again: the queued registrations were sent")
+        self.register_error = None
+        self.check_login()
         if n:
             self.tracker.set_totals(**self.totals())
+
+    def check_login(self) -> None:
+        """Warn once per token when the catalogue login is about to expire: there is no refresh token, so a
+        person has to log in again, and a warning now beats registrations piling up later."""
+        catalogue = self.ctx.catalogue
+        if not catalogue.needs_login:
+            return
+        session = catalogue.session()
+        if session is None or session.expires is None or session.expires == self._expiry_warned:
+            return
+        left = session.expires - time.time()
+        if left <= float(getattr(catalogue, "expiry_warning", 600.0)):
+            self._expiry_warned = session.expires
+            log.warning(
+                "the %s login of %s expires in %d min (at %s); run `datauploader login%s` to keep registering "
+                "(uploads go on meanwhile)",
+                catalogue.name,
+                session.user,
+                max(0, int(left // 60)),
+                time.strftime("%H:%M", time.localtime(session.expires)),
+                "" if self.ctx.profile.name == "default" else f" --profile {self.ctx.profile.name}",
+            )
+
+    def has_unregistered(self) -> bool:
+        return bool(self.journal.files_in_state(self.rec.id, (VERIFIED,), limit=1))
+
+    def flush_registrations(self, retry_for: float) -> None:
+        """The end of a batch run: register the rest, backing off while the catalogue is unreachable (at most
+        ``retry_for`` s, like the storage). An expired login is not waited for: the report says to log in."""
+        deadline = time.monotonic() + retry_for
+        attempt = 0
+        self.register()
+        while isinstance(self.register_error, TransientError) and self.has_unregistered():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.tracker.set_phase("waiting for catalogue")
+            if self.stop.wait(min(backoff(attempt), left)):
+                return
+            attempt += 1
+            self.register()
+
+    def pending_reason(self) -> str:
+        """Why verified files are not registered, for the report (exit 1)."""
+        err = self.register_error
+        if isinstance(err, AuthError):
+            name = self.ctx.profile.name
+            option = "" if name == "default" else f" --profile {name}"
+            return (
+                f"uploaded but not registered yet: not logged in to the {self.ctx.catalogue.name} catalogue "
+                f"(or the login expired); run `datauploader login{option}`, then the same command again"
+            )
+        if err is not None and not isinstance(err, TransientError):
+            return f"uploaded but not registered: {err}"
+        return "uploaded but not registered yet (catalogue unreachable); run the same command again"
 
     def totals(self) -> dict[str, int]:
         c = self.journal.counts(self.rec.id)
@@ -262,6 +342,7 @@ def upload(
     with Journal(home.journal_file) as journal:
         ctx = open_run(home, journal, request.profile, request.bwlimit, request.transfers)
         try:
+            require_session(ctx.catalogue, profile.name)
             lock = lock_dataset(home.run_dir, profile.name, req)
             try:
                 # The whole scan is staged before anything is created or moved: a collision is a usage error.
@@ -305,7 +386,7 @@ def _upload_dataset(
         tracker.set_phase("uploading")
         up.register()  # anything verified by a run that died before registering it
         up.run(ctx.retry_for)
-        up.register()
+        up.flush_registrations(ctx.retry_for)
         if not stop.is_set():
             tracker.set_phase("finishing")
             rec, reason = complete_dataset(
@@ -332,9 +413,7 @@ def _upload_dataset(
     report.failed = [(f.rel, f.reason or "unknown") for f in journal.failures(rec.id)]
     pending = counts.files - counts.done - counts.failed
     if pending:
-        report.failed.append(
-            (f"({pending} files)", "uploaded but not registered yet (catalogue unreachable)")
-        )
+        report.failed.append((f"({pending} files)", up.pending_reason()))
     if reason:
         report.failed.append(("ro-crate-metadata.json", reason))
     report.elapsed = time.monotonic() - started
