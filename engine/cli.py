@@ -7,17 +7,22 @@ error with nothing transferred, 130 interrupted (run the same command again to r
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from types import FrameType
 from typing import Any
 
 from engine import __version__
+from engine.catalogue import Catalogue, Credentials, Session, open_catalogue, require_session
+from engine.config import Profile, load_config
 from engine.datasets import DatasetRequest, parse_meta
-from engine.errors import DataUploaderError
+from engine.errors import DataUploaderError, UsageError
 from engine.home import resolve_home
 from engine.logs import setup_logging
 from engine.progress import Snapshot
@@ -123,6 +128,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="show every dataset with its state and counts")
     st.add_argument("--json", action="store_true", help="machine-readable output (documented shape)")
+
+    li = sub.add_parser(
+        "login", help="log in to the profile's catalogue (the token is kept, never the password)"
+    )
+    li.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
+    li.add_argument("--username", metavar="USER", help="user name (asked for when not given)")
+    how = li.add_mutually_exclusive_group()
+    how.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    how.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="read a token (JWT, e.g. copied from SciCat) from standard input",
+    )
+
+    lo = sub.add_parser("logout", help="forget the stored login of the profile's catalogue")
+    lo.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
+
+    wh = sub.add_parser("whoami", help="show who is logged in to the profile's catalogue, and until when")
+    wh.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
+
+    iv = sub.add_parser("investigations", help="list the investigations (proposals) you may upload to")
+    iv.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
+    iv.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -243,7 +271,108 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "status": cmd_status}
+def _catalogue(profile_name: str | None) -> tuple[Profile, Catalogue]:
+    home = resolve_home()
+    home.ensure()
+    profile = load_config(home).profile(profile_name)
+    return profile, open_catalogue(profile, home)
+
+
+def _when(ts: float | None) -> str:
+    return "never" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
+
+
+def _print_session(session: Session) -> None:
+    print(f"user:    {session.user}")
+    print(f"e-mail:  {session.email or '-'}")
+    print(f"groups:  {', '.join(session.groups) or '-'}")
+    left = "" if session.expires is None else f" (in {_duration(max(0.0, session.expires - time.time()))})"
+    print(f"expires: {_when(session.expires)}{left}")
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    profile, catalogue = _catalogue(args.profile)
+    try:
+        if not catalogue.needs_login:
+            print(f"profile '{profile.name}' uses the {catalogue.name} catalogue, which needs no login")
+            return 0
+        if args.token_stdin:
+            token = sys.stdin.read().strip()
+            if not token:
+                raise UsageError("no token on standard input")
+            credentials = Credentials(token=token)
+        else:
+            username = args.username
+            if not username:
+                if not sys.stdin.isatty():
+                    raise UsageError("give --username (standard input is not a terminal)")
+                username = input("user name: ").strip()
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+            elif sys.stdin.isatty():
+                password = getpass.getpass(f"password for {username}: ")
+            else:
+                raise UsageError(
+                    "give --password-stdin (or --token-stdin) when standard input is not a terminal"
+                )
+            credentials = Credentials(username=username, password=password)
+        session = catalogue.login(credentials)
+    finally:
+        catalogue.close()
+    print(f"logged in to the {catalogue.name} catalogue of profile '{profile.name}'")
+    _print_session(session)
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    profile, catalogue = _catalogue(args.profile)
+    try:
+        catalogue.logout()
+    finally:
+        catalogue.close()
+    print(f"logged out of the {catalogue.name} catalogue of profile '{profile.name}'")
+    return 0
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    profile, catalogue = _catalogue(args.profile)
+    try:
+        session = require_session(catalogue, profile.name) or catalogue.session()
+    finally:
+        catalogue.close()
+    assert session is not None
+    print(f"catalogue: {catalogue.name} (profile '{profile.name}')")
+    _print_session(session)
+    return 0
+
+
+def cmd_investigations(args: argparse.Namespace) -> int:
+    profile, catalogue = _catalogue(args.profile)
+    try:
+        require_session(catalogue, profile.name)
+        found = catalogue.list_investigations()
+    finally:
+        catalogue.close()
+    if args.json:
+        json.dump([asdict(i) for i in found], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not found:
+        print("no investigations" + (" you may upload to" if catalogue.needs_login else " yet"))
+    for inv in found:
+        print(inv.id + (f"  {inv.title}" if inv.title and inv.title != inv.id else ""))
+    return 0
+
+
+_COMMANDS = {
+    "upload": cmd_upload,
+    "sync": cmd_sync,
+    "status": cmd_status,
+    "login": cmd_login,
+    "logout": cmd_logout,
+    "whoami": cmd_whoami,
+    "investigations": cmd_investigations,
+}
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> Any:
