@@ -197,11 +197,9 @@ class BatchTransfer:
         """Files whose path already exists on storage: identical → verified, ours → copy again, else refuse."""
         remote = self.storage.list(self.dataset_fs, [f.rel for f in present], self.verify_hash)
         for f in present:
-            d = futures[f.id].result()
-            if isinstance(d, str):
-                result.failed.append((Item(f, _NO_DIGEST), d))
+            item = _item(f, futures, result)
+            if item is None:
                 continue
-            item = Item(f, d)
             r = remote.get(f.rel)
             if r is None:
                 to_copy.append(f)
@@ -258,11 +256,9 @@ class BatchTransfer:
         after = self.storage.list(self.dataset_fs, [f.rel for f in files], self.verify_hash)
         log.debug("verify listing of %d files: %.3f s", len(files), time.perf_counter() - t0)
         for f in files:
-            d = futures[f.id].result()
-            if isinstance(d, str):
-                result.failed.append((Item(f, _NO_DIGEST), d))
+            item = _item(f, futures, result)
+            if item is None:
                 continue
-            item = Item(f, d)
             if _source_changed(item):
                 result.changed.append(item)
                 continue
@@ -287,9 +283,9 @@ class BatchTransfer:
                 else:
                     result.transient |= c.kind == TRANSIENT
                     result.retry.append((item, c.reason, c.kind != TRANSIENT))
-            elif r.size != d.size:
+            elif r.size != item.digest.size:
                 result.retry.append(
-                    (item, f"size on storage {r.size} differs from the source's {d.size}", True)
+                    (item, f"size on storage {r.size} differs from the source's {item.digest.size}", True)
                 )
             else:
                 result.retry.append(
@@ -351,6 +347,15 @@ class BatchTransfer:
                 )
         if updates:
             self.journal.update_files(updates)
+
+
+def _item(f: FileRecord, futures: dict[int, Future[Digest | str]], result: BatchResult) -> Item | None:
+    """The file with its digest, or None (and a failure recorded) if the source could not be read."""
+    d = futures[f.id].result()
+    if isinstance(d, str):
+        result.failed.append((Item(f, _NO_DIGEST), d))
+        return None
+    return Item(f, d)
 
 
 def _source_changed(item: Item) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, tree_bytes
+from tests.conftest import Cli, tree_bytes, wait_for
 from tests.servers import serve, write_config
 
 OUTAGE_SECONDS = 20
@@ -27,15 +27,6 @@ def _files(src: Path, n: int, size: int) -> Path:
     return src
 
 
-def _wait_for(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize("kind", ["webdav", "s3"])
 def test_server_killed_mid_upload_then_back_after_20s(kind: str, cli: Cli, tmp_path: Path) -> None:
     src = _files(tmp_path / "src", 30, 512 << 10)
@@ -44,7 +35,7 @@ def test_server_killed_mid_upload_then_back_after_20s(kind: str, cli: Cli, tmp_p
         dest = srv.disk("raw", "ds")
         proc = cli.popen("-v", "upload", str(src), "--dataset", "ds", "--bwlimit", "3M")
         try:
-            _wait_for(lambda: dest.exists() and len(list(dest.rglob("*.bin"))) >= 3, 60, "first files")
+            wait_for(lambda: dest.exists() and len(list(dest.rglob("*.bin"))) >= 3, 60, "first files")
             srv.stop()
             down_at = time.monotonic()
             time.sleep(OUTAGE_SECONDS)
@@ -80,7 +71,7 @@ def test_status_shows_live_progress_from_another_process(cli: Cli, tmp_path: Pat
                 return True
             return False
 
-        _wait_for(progressing, 30, "live progress in status")
+        wait_for(progressing, 30, "live progress in status")
         live = seen[0]["progress"]
         assert live["files_total"] == 12 and live["bytes_total"] == 12 << 20
         assert live["pid"] == proc.pid and live["rate"] >= 0

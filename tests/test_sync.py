@@ -16,18 +16,9 @@ import pytest
 from engine.datasets import DatasetRequest
 from engine.home import resolve_home
 from engine.sync import SyncRequest, SyncSession
-from tests.conftest import Cli
+from tests.conftest import Cli, wait_for
 
 SETTLE = "0.5"
-
-
-def _wait_for(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Sync:
@@ -37,7 +28,7 @@ class Sync:
         self.cli = cli
         self.proc = cli.popen("-v", "sync", str(src), "--dataset", "ds", "--settle", SETTLE, *args)
         self.dest = cli.storage / "ds"
-        _wait_for(lambda: self._status_running(), 30, "sync to start watching")
+        wait_for(lambda: self._status_running(), 30, "sync to start watching")
 
     def _status_running(self) -> bool:
         assert self.proc.poll() is None, self.proc.communicate()
@@ -82,7 +73,7 @@ def test_file_written_in_chunks_is_uploaded_once_and_never_partial(cli: Cli, src
             if target.exists():
                 sizes.add(target.stat().st_size)
             time.sleep(0.02)
-        _wait_for(target.exists, 10, "the complete file on storage")
+        wait_for(target.exists, 10, "the complete file on storage")
         for _ in range(40):  # keep watching a little: it must not change again
             sizes.add(target.stat().st_size)
             time.sleep(0.02)
@@ -106,7 +97,7 @@ def test_500_files_at_50_per_second_all_arrive(cli: Cli, src: Path) -> None:
             "    time.sleep(0.02)\n"
         )
         w.wait(60)
-        _wait_for(lambda: len(list(s.dest.glob("frame_*.tif"))) == 500, 30, "all 500 files")
+        wait_for(lambda: len(list(s.dest.glob("frame_*.tif"))) == 500, 30, "all 500 files")
         code, out, err = s.stop()
         assert code == 0, err
         for i in range(0, 500, 37):
@@ -131,7 +122,7 @@ def test_temp_then_rename_uploads_the_final_name_once(cli: Cli, src: Path) -> No
             "    os.rename(os.path.join(d, tmp), os.path.join(d, final))\n"
         )
         w.wait(30)
-        _wait_for(lambda: (s.dest / "a.raw").exists() and (s.dest / "b.raw").exists(), 10, "renamed files")
+        wait_for(lambda: (s.dest / "a.raw").exists() and (s.dest / "b.raw").exists(), 10, "renamed files")
         time.sleep(1.5)
         code, out, err = s.stop()
         assert code == 0, err
@@ -147,10 +138,10 @@ def test_reopen_and_append_after_close_is_uploaded_again(cli: Cli, src: Path) ->
     try:
         f = src / "log.dat"
         f.write_bytes(b"first part\n")
-        _wait_for(lambda: (s.dest / "log.dat").exists(), 10, "first version")
+        wait_for(lambda: (s.dest / "log.dat").exists(), 10, "first version")
         with f.open("ab") as fh:
             fh.write(b"appended later\n")
-        _wait_for(lambda: (s.dest / "log.dat").read_bytes() == f.read_bytes(), 10, "appended version")
+        wait_for(lambda: (s.dest / "log.dat").read_bytes() == f.read_bytes(), 10, "appended version")
         code, out, err = s.stop()
         assert code == 0, err
         crate = json.loads((s.dest / "ro-crate-metadata.json").read_text())
@@ -172,11 +163,11 @@ def test_exclude_and_ready_marker_rules(cli: Cli, src: Path) -> None:
         (src / "~$report.docx").write_bytes(b"lock")
         (src / "scan_001.raw").write_bytes(b"data 1")
         (src / "other.txt").write_bytes(b"other")
-        _wait_for(lambda: (s.dest / "other.txt").exists(), 10, "other.txt")
+        wait_for(lambda: (s.dest / "other.txt").exists(), 10, "other.txt")
         time.sleep(1.5)
         assert not (s.dest / "scan_001.raw").exists(), "uploaded before its marker"
         (src / "scan_001.done").write_bytes(b"")
-        _wait_for(lambda: (s.dest / "scan_001.raw").exists(), 10, "scan_001.raw after its marker")
+        wait_for(lambda: (s.dest / "scan_001.raw").exists(), 10, "scan_001.raw after its marker")
         code, out, err = s.stop()
         assert code == 0, err
         names = sorted(p.relative_to(s.dest).as_posix() for p in s.dest.rglob("*") if p.is_file())
@@ -188,14 +179,14 @@ def test_exclude_and_ready_marker_rules(cli: Cli, src: Path) -> None:
 def test_restart_catches_up_on_files_written_while_stopped(cli: Cli, src: Path) -> None:
     (src / "before.dat").write_bytes(b"before")
     s = Sync(cli, src)
-    _wait_for(lambda: (s.dest / "before.dat").exists(), 10, "before.dat")
+    wait_for(lambda: (s.dest / "before.dat").exists(), 10, "before.dat")
     assert s.stop()[0] == 0
     (src / "while_stopped.dat").write_bytes(b"written while DataUploader was not running")
     (src / "before.dat").write_bytes(b"before, changed")
     s = Sync(cli, src)
     try:
-        _wait_for(lambda: (s.dest / "while_stopped.dat").exists(), 10, "catch-up")
-        _wait_for(lambda: (s.dest / "before.dat").read_bytes() == b"before, changed", 10, "changed file")
+        wait_for(lambda: (s.dest / "while_stopped.dat").exists(), 10, "catch-up")
+        wait_for(lambda: (s.dest / "before.dat").read_bytes() == b"before, changed", 10, "changed file")
         assert s.stop()[0] == 0
     finally:
         s.kill()
@@ -207,7 +198,7 @@ def test_sigterm_drains_files_in_flight_and_seals(cli: Cli, src: Path) -> None:
         for i in range(4):
             (src / f"big_{i}.bin").write_bytes(os.urandom(1 << 20))
         # Stop while they are being uploaded (4 MiB at 1 MiB/s).
-        _wait_for(
+        wait_for(
             lambda: cli.status()["datasets"][0]["files"]["by_state"].get("uploading", 0) > 0, 15, "uploads"
         )
         code, out, err = s.stop(signal.SIGTERM)
@@ -226,7 +217,7 @@ def test_second_sigint_aborts_quickly_and_the_next_run_resumes(cli: Cli, src: Pa
     try:
         for i in range(4):
             (src / f"big_{i}.bin").write_bytes(os.urandom(1 << 20))
-        _wait_for(
+        wait_for(
             lambda: cli.status()["datasets"][0]["files"]["by_state"].get("uploading", 0) > 0, 15, "uploads"
         )
         s.proc.send_signal(signal.SIGINT)
@@ -259,7 +250,7 @@ def test_reconciliation_finds_a_file_whose_event_was_lost(tmp_path: Path, src: P
         (src / "seen.dat").write_bytes(b"seen")
         (src / "hidden.dat").write_bytes(b"no event for me")
         dest = home_dir / "storage" / "ds"
-        _wait_for(lambda: (dest / "hidden.dat").exists(), 15, "reconciliation to find hidden.dat")
+        wait_for(lambda: (dest / "hidden.dat").exists(), 15, "reconciliation to find hidden.dat")
         assert (dest / "seen.dat").exists()
     finally:
         session.stop()

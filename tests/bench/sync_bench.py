@@ -129,6 +129,20 @@ def write_files(folder: Path, n: int, size: int, rate: float) -> dict[str, float
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
+def batch_upload(home: Path, src: Path) -> float:
+    """Seconds for ``datauploader upload`` of ``src`` into ``home``."""
+    env = dict(os.environ, DATAUPLOADER_HOME=str(home))
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "engine", "upload", str(src), "--dataset", "ds"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
@@ -171,17 +185,7 @@ def burst(work: Path) -> dict[str, Any]:
     staging = work / "burst-staging" / "drop"
     write_files(staging, 2000, 64 << 10, 0)
     # Batch mode on the same files, fresh home.
-    bhome = work / "home-burst-batch"
-    env = dict(os.environ, DATAUPLOADER_HOME=str(bhome))
-    t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "engine", "upload", str(staging), "--dataset", "ds"],
-        env=env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    batch_s = time.perf_counter() - t
+    batch_s = batch_upload(work / "home-burst-batch", staging)
     # Sync mode: the whole folder appears at once (moved in, as a copy tool finishing would do).
     shome = work / "home-burst-sync"
     src = work / "burst-src"
@@ -225,16 +229,7 @@ def idle(work: Path, seconds: float) -> dict[str, Any]:
         for f in range(10):
             (folder / f"f{f}.dat").write_bytes(b"x")
     home = work / "home-idle"
-    env = dict(os.environ, DATAUPLOADER_HOME=str(home))
-    t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "engine", "upload", str(src), "--dataset", "ds"],
-        env=env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    upload_s = time.perf_counter() - t
+    upload_s = batch_upload(home, src)
     t = time.perf_counter()
     proc = start_sync(home, src)
     catchup_s = time.perf_counter() - t
