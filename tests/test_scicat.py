@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ pytest.importorskip(
     "scicat_sdk_py", reason="fake SciCat needs scicat-sdk-py (pip install scicat-sdk-py==5.1.1)"
 )
 
-from tests.conftest import REPO, Cli, Result, tree_bytes, write_tree
+from tests.conftest import REPO, Cli, Result, tree_bytes, wait_for, write_tree
 from tests.fake_scicat import ApiError, FakeSciCat, FakeUser, _Ctx
 
 USERS = [
@@ -95,15 +95,6 @@ def only_dataset(sc: FakeSciCat) -> dict[str, Any]:
 
 def route(sc: FakeSciCat, method: str, *segments: str) -> Any:
     return next(r for r in sc._routes if r.method == method and r.segments == segments)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ------------------------------------------------------------------------------------------------ login
