@@ -60,6 +60,11 @@ class ProgressTracker:
         self._last_bytes = 0
         self._last_publish = 0.0
 
+    @property
+    def last_publish(self) -> float:
+        """``time.monotonic()`` of the last publication."""
+        return self._last_publish
+
     def set_totals(self, files: int, nbytes: int, files_done: int, bytes_done: int, failed: int) -> None:
         with self._lock:
             self.files_total, self.bytes_total = files, nbytes

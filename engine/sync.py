@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SETTLE = 2.0
 DEFAULT_RESCAN = 60.0
 FULL_RESCAN_EVERY = 10
+HEARTBEAT = 5.0  # seconds between progress writes while idle (status presumes a run dead after 30 s)
 DEFAULT_REGISTER_RETRY = 30.0  # queued registrations (catalogue away, login expired) are retried this often
 
 
@@ -267,14 +268,16 @@ class SyncSession:
     # -- threads -----------------------------------------------------------------------------------------
 
     def _upload_loop(self) -> None:
+        """Uploads whatever is ready, then sleeps until the settle tracker kicks it. Idle costs nothing: one
+        indexed lookup a second, no counting over the dataset (which on 100,000 files is ~3 % of a core)."""
         attempt = 0
         next_register = time.monotonic() + self.register_retry
+        phase = ""
         while not self._abort.is_set():
             self._kick.wait(1.0)
             self._kick.clear()
             if self._abort.is_set():
                 return
-            reachable = self.uploader.one_pass()
             if time.monotonic() >= next_register:
                 # Registrations queued while the catalogue was away or the login had expired: a login in
                 # another shell (a new token in the store) or the catalogue's return lets them flush now.
@@ -282,22 +285,28 @@ class SyncSession:
                 self.uploader.check_login()
                 if self.uploader.has_unregistered():
                     self.uploader.register()
-            if not reachable:
+            if not self.uploader.has_pending():
+                if self._stopping.is_set() and not self.settler_running():
+                    return
+                if not self._stopping.is_set() and phase != "watching":
+                    phase = "watching"
+                    self.tracker.set_phase(phase)
+                elif time.monotonic() - self.tracker.last_publish >= HEARTBEAT:
+                    self.tracker.publish(force=True)  # `status` takes a silent run for a dead one
+                continue
+            phase = "uploading"
+            self.tracker.set_phase(phase)
+            if not self.uploader.one_pass():
                 delay = backoff(attempt)
                 attempt += 1
-                self.tracker.set_phase("waiting for storage")
+                phase = "waiting for storage"
+                self.tracker.set_phase(phase)
                 log.warning("storage not reachable; retrying in %.0f s", delay)
                 self._abort.wait(delay)
                 self._kick.set()
                 continue
             attempt = 0
-            if self.uploader.has_pending():
-                self._kick.set()  # more became ready meanwhile, or some need another try
-                time.sleep(0.01)
-            elif self._stopping.is_set() and not self.settler_running():
-                return
-            elif not self._stopping.is_set():
-                self.tracker.set_phase("watching")
+            self._kick.set()  # look again at once: more may have become ready meanwhile
 
     def settler_running(self) -> bool:
         return self.settler._thread.is_alive()
