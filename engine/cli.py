@@ -164,6 +164,17 @@ def _dataset_request(args: argparse.Namespace) -> DatasetRequest:
     )
 
 
+def _request_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The options upload and sync share."""
+    return {
+        "paths": args.paths,
+        "dataset": _dataset_request(args),
+        "profile": args.profile,
+        "bwlimit": args.bwlimit,
+        "transfers": args.transfers,
+    }
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
     home = resolve_home()
     line = _ProgressLine()
@@ -171,13 +182,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     try:
         report = upload(
             home,
-            UploadRequest(
-                paths=args.paths,
-                dataset=_dataset_request(args),
-                profile=args.profile,
-                bwlimit=args.bwlimit,
-                transfers=args.transfers,
-            ),
+            UploadRequest(**_request_fields(args)),
             progress=line,
             stop=stop,
         )
@@ -208,14 +213,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     line = _ProgressLine()
     session = SyncSession(
         home,
-        SyncRequest(
-            paths=args.paths,
-            dataset=_dataset_request(args),
-            profile=args.profile,
-            bwlimit=args.bwlimit,
-            transfers=args.transfers,
-            settle=args.settle,
-        ),
+        SyncRequest(**_request_fields(args), settle=args.settle),
         progress=line,
     )
     signals = 0

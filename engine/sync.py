@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from engine.rules import FileRules, rules_from_options
 from engine.session import RunContext, open_run, parse_duration
 from engine.settle import Ready, SettleTracker, exclusive_open_probe
 from engine.sources import FolderIndex, SourceRoot, resolve_roots, scan
-from engine.upload import DatasetUploader, UploadReport, backoff
+from engine.upload import DatasetUploader, UploadReport, UploadRequest, backoff
 from engine.watching import Watcher
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,9 @@ DEFAULT_REGISTER_RETRY = 30.0  # queued registrations (catalogue away, login exp
 
 
 @dataclass(frozen=True)
-class SyncRequest:
-    paths: Sequence[str]
-    dataset: DatasetRequest
-    profile: str | None = None
-    bwlimit: str | None = None
-    transfers: int | None = None
+class SyncRequest(UploadRequest):
+    """What to sync: everything an upload takes, plus the settle time (None: the profile's, else 2 s)."""
+
     settle: float | None = None
 
 
