@@ -40,3 +40,26 @@ def test_sigint_mid_upload_then_rerun_completes(cli: Cli, tmp_path: Path) -> Non
     assert d["state"] == "complete" and d["files"]["done"] == 12
     # No rclone daemon outlives the interrupted run.
     assert not list((cli.home / "run").glob("rcd-*.pid"))
+
+
+def test_rclone_daemon_killed_mid_upload_is_restarted(cli: Cli, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(10):
+        (src / f"chunk_{i:02d}.bin").write_bytes(os.urandom(1 << 20))
+    proc = cli.popen("-v", "upload", str(src), "--dataset", "d", "--bwlimit", "3M")
+    run = cli.home / "run"
+    deadline = time.monotonic() + 30
+    pidfiles: list[Path] = []
+    while time.monotonic() < deadline and not pidfiles:
+        pidfiles = list(run.glob(f"rcd-{proc.pid}-*.pid")) if run.exists() else []
+        time.sleep(0.05)
+    assert pidfiles, "no rclone daemon pid file"
+    time.sleep(1.5)
+    os.kill(int(pidfiles[0].read_text()), signal.SIGKILL)  # rclone dies (OOM killer, a crash...)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (out, err)
+    assert "restarting" in err or "storage not reachable" in err
+    got = tree_bytes(cli.storage / "d")
+    got.pop("ro-crate-metadata.json")
+    assert got == tree_bytes(src)
