@@ -9,6 +9,7 @@ line, where other local users could read them), so no other process can drive it
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -22,9 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from engine.procs import pid_alive
+from engine.rclone.rc_client import RcClient, RcTransportError
 
 log = logging.getLogger(__name__)
 rclone_log = logging.getLogger("engine.rclone.output")
@@ -62,7 +62,7 @@ class RcloneDaemon:
         self.env = dict(env or {})
         self._proc: subprocess.Popen[str] | None = None
         self._url: str | None = None
-        self._session = requests.Session()
+        self._client: RcClient | None = None
         self._lock = threading.Lock()
         self._pidfile: Path | None = None
 
@@ -141,8 +141,8 @@ class RcloneDaemon:
             last = next((t for t in reversed(tail) if "rror" in t), tail[-1] if tail else "no output")
             raise RcloneError("rcd", 0, f"rclone ({self.binary}) did not start: {last}")
         self._url = found[0]
-        self._session.auth = (user, password)
-        self._session.trust_env = False  # never route loopback calls through a proxy
+        port = int(self._url.rsplit(":", 1)[1])
+        self._client = RcClient("127.0.0.1", port, user, password)
         self._pidfile = self.run_dir / f"rcd-{os.getpid()}-{proc.pid}.pid"
         self._pidfile.write_text(str(proc.pid))
         log.info("rclone daemon pid %s listening on %s", proc.pid, self._url)
@@ -156,6 +156,9 @@ class RcloneDaemon:
     def _cleanup(self) -> None:
         self._proc = None
         self._url = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._pidfile is not None:
             self._pidfile.unlink(missing_ok=True)
             self._pidfile = None
@@ -182,19 +185,20 @@ class RcloneDaemon:
         """Run one rc command and return its JSON output; raise :class:`RcloneError` on failure."""
         if not self.running():
             self.start()
-        assert self._url is not None
+        client = self._client
+        assert client is not None
         try:
-            resp = self._session.post(f"{self._url}/{path}", json=params, timeout=(10, timeout))
-        except requests.ConnectionError as exc:
+            status, reason, raw = client.post(path, params, timeout)
+        except RcTransportError as exc:
             if not self.running():
                 raise RcloneError(path, 0, "the rclone daemon stopped unexpectedly") from exc
             raise RcloneError(path, 0, f"cannot reach the rclone daemon: {exc}") from exc
         try:
-            body: dict[str, Any] = resp.json()
+            body: dict[str, Any] = json.loads(raw)
         except ValueError:
-            body = {"error": resp.text.strip()}
-        if resp.status_code != 200:
-            raise RcloneError(path, resp.status_code, str(body.get("error", resp.reason)))
+            body = {"error": raw.decode("utf-8", "replace").strip()}
+        if status != 200:
+            raise RcloneError(path, status, str(body.get("error", reason)))
         return body
 
     def wait_job(
