@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -107,3 +108,33 @@ def test_no_secret_in_logs_journal_or_status(cli: Cli, tmp_path: Path) -> None:
             assert s not in blob
         assert "RCLONE_RC_PASS" not in blob and "rc-pass" not in blob
     assert "pass=***" in status_json
+
+
+def test_sync_keeps_going_through_a_storage_outage(cli: Cli, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with serve("webdav", tmp_path / "srv") as srv:
+        write_config(cli.home, {"default": srv.profile("raw")})
+        dest = srv.disk("raw", "ds")
+        proc = cli.popen("-v", "sync", str(src), "--dataset", "ds", "--settle", "0.3")
+        try:
+            (src / "before.dat").write_bytes(b"before the outage")
+            wait_for(lambda: (dest / "before.dat").exists(), 30, "the first file")
+            srv.stop()
+            for i in range(5):  # the instrument keeps writing while the storage is away
+                (src / f"during_{i}.dat").write_bytes(os.urandom(10_000))
+            time.sleep(6)
+            assert proc.poll() is None, "sync must wait for the storage, not give up"
+            srv.restart()
+            wait_for(lambda: len(list(dest.glob("during_*.dat"))) == 5, 90, "files written during the outage")
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, (out, err)
+        assert "storage not reachable" in err
+        got = tree_bytes(dest)
+        got.pop("ro-crate-metadata.json")
+        assert got == tree_bytes(src)
