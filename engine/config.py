@@ -64,10 +64,6 @@ class Profile:
     options: dict[str, Any] = field(default_factory=dict)
     scicat: SciCatSettings | None = None
 
-    @property
-    def storage_is_local(self) -> bool:
-        return is_local_path(self.storage)
-
 
 @dataclass(frozen=True)
 class Config:

@@ -52,7 +52,3 @@ def hash_file(path: Path | str, alt: str | None = None) -> Digest:
         size=after.st_size,
         mtime_ns=after.st_mtime_ns,
     )
-
-
-def hash_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

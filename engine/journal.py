@@ -458,10 +458,6 @@ class Journal:
             yield from page
             after = page[-1].id
 
-    def get_file(self, dataset_id: int, rel: str) -> FileRecord | None:
-        rows = self._query(f"SELECT {_FILE_COLS} FROM files WHERE dataset_id=? AND rel=?", (dataset_id, rel))
-        return _file(rows[0]) if rows else None
-
     def update_files(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply per-file column updates in one transaction. ``updates`` is ``[(file_id, {col: value})]``."""
         allowed = {

@@ -19,7 +19,6 @@ from pathlib import Path
 from engine.catalogue import AuthError, Catalogue, CatalogueError, FileEntry, TransientError
 from engine.journal import (
     DISCOVERED,
-    FAILED,
     REGISTERED,
     UPLOADING,
     VERIFIED,
@@ -155,4 +154,4 @@ def _manifest_key(journal: Journal, rec: DatasetRecord) -> str:
     return h.hexdigest()
 
 
-__all__ = ["FAILED", "complete_dataset", "register_verified"]
+__all__ = ["complete_dataset", "register_verified"]

@@ -26,10 +26,10 @@ from engine.home import Home
 from engine.journal import DISCOVERED, SETTLING, UPLOADING, VERIFIED, DatasetRecord, Journal
 from engine.progress import ProgressCallback, ProgressTracker
 from engine.registration import complete_dataset
-from engine.rules import FileRules, rules_from_options
+from engine.rules import rules_from_options
 from engine.session import RunContext, open_run, parse_duration
 from engine.settle import Ready, SettleTracker, exclusive_open_probe
-from engine.sources import FolderIndex, SourceRoot, resolve_roots, scan
+from engine.sources import FolderIndex, resolve_roots, scan
 from engine.upload import DatasetUploader, UploadReport, UploadRequest, backoff
 from engine.watching import Watcher
 
@@ -407,9 +407,4 @@ def _marker_exists(marker: str, path: str) -> bool:
     return os.path.exists(os.path.join(os.path.dirname(path), os.path.basename(marker)))
 
 
-def sync(home: Home, request: SyncRequest, *, progress: ProgressCallback | None = None) -> SyncSession:
-    """A session ready to :meth:`~SyncSession.run` or :meth:`~SyncSession.start`."""
-    return SyncSession(home, request, progress=progress)
-
-
-__all__ = ["DEFAULT_SETTLE", "FileRules", "SourceRoot", "SyncRequest", "SyncSession", "sync"]
+__all__ = ["DEFAULT_SETTLE", "SyncRequest", "SyncSession"]
