@@ -88,3 +88,28 @@ def test_bad_bwlimit(cli: Cli, src: Path) -> None:
 def test_retry_for_must_be_a_duration(cli: Cli, src: Path) -> None:
     cli.write_config('[profiles.default]\nstorage = "store"\nretry_for = "a while"\n')
     _fails_with(cli, src, "retry_for")
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ('exclude = "*.tmp"', "'profiles.default.exclude' must be a list"),
+        ('ready_markers = [{files = "scan_*.raw"}]', "ready_markers"),
+        ('ready_markers = [{files = "a/scan_*.raw", marker = "scan_*.done"}]', "ready marker"),
+        ('exclude_defaults = "no"', "exclude_defaults"),
+        ("poll = 1", "poll"),
+    ],
+)
+def test_bad_file_rules(cli: Cli, src: Path, line: str, needle: str) -> None:
+    cli.write_config(f'[profiles.default]\nstorage = "store"\n{line}\n')
+    _fails_with(cli, src, needle)
+
+
+def test_rules_apply_to_batch_uploads(cli: Cli, tmp_path: Path) -> None:
+    src = write_tree(
+        tmp_path / "s2", {"keep.dat": b"k", "skip.tmp": b"t", "scratch/x.dat": b"x", "~$lock": b"l"}
+    )
+    cli.write_config('[profiles.default]\nstorage = "store"\nexclude = ["scratch/"]\n')
+    assert cli("upload", str(src), "--dataset", "d").code == 0
+    got = sorted(p.name for p in (cli.home / "store" / "d").rglob("*") if p.is_file())
+    assert got == ["keep.dat", "ro-crate-metadata.json"]

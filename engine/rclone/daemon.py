@@ -240,10 +240,9 @@ def reap_orphans(run_dir: Path) -> None:
 
 
 def _is_rclone(pid: int) -> bool:
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():
-        return os.name == "nt"
+    """Only a process we can prove is rclone is stopped: a recycled pid may belong to anything. Where there is
+    no /proc (Windows, macOS) nothing is proven, so an orphan is left running rather than risk another process."""
     try:
-        return b"rclone" in cmdline.read_bytes()
+        return b"rclone" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
