@@ -85,6 +85,21 @@ def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def ensure_stopped(proc: subprocess.Popen[str]) -> None:
+    """Kill a test's child process by its pid if the test left it running (a failed assertion, say)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+def assert_uploaded(dest: Path, src: Path) -> None:
+    """The dataset folder on storage holds exactly the source tree, byte for byte, plus the manifest."""
+    got = tree_bytes(dest)
+    assert "ro-crate-metadata.json" in got
+    got.pop("ro-crate-metadata.json")
+    assert got == tree_bytes(src)
+
+
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:
     for rel, data in files.items():
         p = root / rel

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import Cli, tree_bytes
+from tests.conftest import Cli, assert_uploaded
 
 
 def test_sigint_mid_upload_then_rerun_completes(cli: Cli, tmp_path: Path) -> None:
@@ -33,9 +33,7 @@ def test_sigint_mid_upload_then_rerun_completes(cli: Cli, tmp_path: Path) -> Non
 
     r = cli("upload", str(src), "--dataset", "d")
     assert r.code == 0, (r.out, r.err)
-    got = tree_bytes(dest)
-    got.pop("ro-crate-metadata.json")
-    assert got == tree_bytes(src)  # nothing partial, nothing extra
+    assert_uploaded(dest, src)  # nothing partial, nothing extra
     d = cli.status()["datasets"][0]
     assert d["state"] == "complete" and d["files"]["done"] == 12
     # No rclone daemon outlives the interrupted run.
@@ -60,6 +58,4 @@ def test_rclone_daemon_killed_mid_upload_is_restarted(cli: Cli, tmp_path: Path) 
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, (out, err)
     assert "restarting" in err or "storage not reachable" in err
-    got = tree_bytes(cli.storage / "d")
-    got.pop("ro-crate-metadata.json")
-    assert got == tree_bytes(src)
+    assert_uploaded(cli.storage / "d", src)

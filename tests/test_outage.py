@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, tree_bytes, wait_for
+from tests.conftest import Cli, assert_uploaded, ensure_stopped, wait_for
 from tests.servers import serve, write_config
 
 OUTAGE_SECONDS = 20
@@ -44,17 +44,13 @@ def test_server_killed_mid_upload_then_back_after_20s(kind: str, cli: Cli, tmp_p
             srv.restart()
             out, err = proc.communicate(timeout=240)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            ensure_stopped(proc)
         assert proc.returncode == 0, (out, err)
         assert time.monotonic() - down_at >= OUTAGE_SECONDS
         if kind == "webdav":
             # (rclone's S3 client retries connections itself with back-off, which can bridge 20 s on its own.)
             assert "storage not reachable" in err
-        got = tree_bytes(dest)
-        got.pop("ro-crate-metadata.json")
-        assert got == tree_bytes(src)  # every file, complete; nothing partial, nothing twice
+        assert_uploaded(dest, src)  # every file, complete; nothing partial, nothing twice
         d = cli.status()["datasets"][0]
         assert d["state"] == "complete" and d["files"]["done"] == 30
 
@@ -130,11 +126,7 @@ def test_sync_keeps_going_through_a_storage_outage(cli: Cli, tmp_path: Path) -> 
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            ensure_stopped(proc)
         assert proc.returncode == 0, (out, err)
         assert "storage not reachable" in err
-        got = tree_bytes(dest)
-        got.pop("ro-crate-metadata.json")
-        assert got == tree_bytes(src)
+        assert_uploaded(dest, src)

@@ -24,7 +24,7 @@ pytest.importorskip(
     "scicat_sdk_py", reason="fake SciCat needs scicat-sdk-py (pip install scicat-sdk-py==5.1.1)"
 )
 
-from tests.conftest import REPO, Cli, Result, tree_bytes, wait_for, write_tree
+from tests.conftest import REPO, Cli, Result, ensure_stopped, tree_bytes, wait_for, write_tree
 from tests.fake_scicat import ApiError, FakeSciCat, FakeUser, _Ctx
 
 USERS = [
@@ -335,8 +335,7 @@ def test_crash_between_upload_and_registration_registers_once(
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        ensure_stopped(proc)
     block_route.handler = original
     assert cli.status()["datasets"][0]["files"]["done"] == 0
     posts = len(sc.requests_for("POST", "/origdatablocks"))
@@ -374,9 +373,7 @@ def test_login_expires_mid_sync_registrations_queue_then_flush(
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        ensure_stopped(proc)
     assert proc.returncode == 0, (out, err)
     assert "expires in" in err  # warned before the login ran out
     assert "registration postponed" in err and "logged in again" in err
