@@ -248,6 +248,12 @@ class Server:
             *args,
         ]
 
+    def _rclone_serve_with_password(self, protocol: str) -> list[str]:
+        """`rclone serve PROTOCOL` on this server's port with user/password authentication."""
+        return self._rclone_serve(
+            protocol, "--addr", f"{HOST}:{self.port}", f"--user={self.user}", f"--pass={self.password}"
+        )
+
     # -- per server ----------------------------------------------------------------------------------------
 
     def command(self) -> list[str]:
@@ -266,9 +272,7 @@ class RcloneWebdav(Server):
     kind = "webdav"
 
     def command(self) -> list[str]:
-        return self._rclone_serve(
-            "webdav", "--addr", f"{HOST}:{self.port}", f"--user={self.user}", f"--pass={self.password}"
-        )
+        return self._rclone_serve_with_password("webdav")
 
     def client_options(self) -> dict[str, str]:
         return {
@@ -300,9 +304,7 @@ class RcloneSftp(Server):
 
     def command(self) -> list[str]:
         # No --key: rclone generates host keys once under --cache-dir, so a restart presents the same ones.
-        return self._rclone_serve(
-            "sftp", "--addr", f"{HOST}:{self.port}", f"--user={self.user}", f"--pass={self.password}"
-        )
+        return self._rclone_serve_with_password("sftp")
 
     def client_options(self) -> dict[str, str]:
         return {
