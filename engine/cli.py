@@ -18,7 +18,7 @@ from dataclasses import asdict
 from types import FrameType
 from typing import Any
 
-from engine import __version__
+from engine import __version__, cli_system
 from engine.catalogue import Catalogue, Credentials, Session, open_catalogue, require_session
 from engine.config import Profile, load_config
 from engine.datasets import DatasetRequest, parse_meta
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     iv = sub.add_parser("investigations", help="list the investigations (proposals) you may upload to")
     iv.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
     iv.add_argument("--json", action="store_true", help="machine-readable output")
+    cli_system.add_parsers(sub)  # autostart, service
     return parser
 
 
@@ -389,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
     try:
-        return _COMMANDS[args.command](args)
+        return (getattr(args, "handler", None) or _COMMANDS[args.command])(args)
     except DataUploaderError as exc:
         print(f"datauploader: error: {exc}", file=sys.stderr)
         return exc.exit_code
