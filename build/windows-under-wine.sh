@@ -83,7 +83,7 @@ winpy() {
 
 # --- setup ----------------------------------------------------------------------------------------------------
 ensure_packages() {
-  local missing=""
+  local missing="" cmd
   for cmd in wine Xvfb x86_64-w64-mingw32-gcc makensis; do command -v "$cmd" >/dev/null || missing=1; done
   [ -z "$missing" ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -204,7 +204,7 @@ cmd_freeze() {
     | tee "$OUT/freeze.log" | grep -v -E '^[0-9]+ (INFO|DEBUG)' || true
   [ "${PIPESTATUS[0]}" = 0 ] || die "PyInstaller failed (log: $OUT/freeze.log)"
   local app="$OUT/dist/datauploader"
-  for f in datauploader.exe DataUploader.exe; do [ -f "$app/$f" ] || die "frozen app lacks $f"; done
+  for f in datauploader.exe DataUploaderTray.exe; do [ -f "$app/$f" ] || die "frozen app lacks $f"; done
   log "frozen in $((SECONDS - t0)) s: $app ($(du -sh "$app" | cut -f1))"
 }
 
@@ -219,7 +219,7 @@ cmd_smoke() {
   local version; version=$("${bare[@]}" wine "$exe" --version 2>&1 | cat)
   log "frozen --version: '$version' in $(echo "$(date +%s.%N) - $t1" | bc) s (Wine start included)"
   [[ "$version" == "datauploader "* ]] || die "frozen --version printed '$version'"
-  "${bare[@]}" wine "$app/DataUploader.exe" --version 2>&1 | cat >/dev/null || true   # windowed: no console
+  "${bare[@]}" wine "$app/DataUploaderTray.exe" --version 2>&1 | cat >/dev/null || true   # windowed: no console
   t1=$(date +%s.%N)
   local rc=0
   "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" wine "$exe" upload "$(winpath "$REPO/examples/scan-001")" \
@@ -234,10 +234,10 @@ cmd_smoke() {
   "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" wine "$exe" status 2>&1 | cat | tee -a "$OUT/smoke.log" \
     | grep -q "complete" || die "status does not show the dataset complete"
   # Hook for the frozen tray's end-to-end flow under Wine (issue 12): when tests/e2e_tray.py exists, it is run
-  # against "$app/DataUploader.exe" here (trayer as the tray host, xdotool for the menu, Z:\ paths).
+  # against "$app/DataUploaderTray.exe" here (trayer as the tray host, xdotool for the menu, Z:\ paths).
   if [ -f "$REPO/tests/e2e_tray.py" ]; then
     log "frozen tray e2e"
-    DU_TRAY_EXE="$app/DataUploader.exe" DU_TRAY_WINE=1 python3 "$REPO/tests/e2e_tray.py" || die "frozen tray e2e failed"
+    DU_TRAY_EXE="$app/DataUploaderTray.exe" DU_TRAY_WINE=1 python3 "$REPO/tests/e2e_tray.py" || die "frozen tray e2e failed"
   else
     log "frozen tray e2e: skipped (tests/e2e_tray.py not there yet)"
   fi

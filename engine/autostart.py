@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 ENTRY_NAME = "DataUploader"
 DESKTOP_FILE = "datauploader.desktop"
 RUN_KEY_PATH = r"Software\Microsoft\Windows\CurrentVersion\Run"
-WINDOWED_EXE = "DataUploader.exe"  # the frozen Windows app's no-console executable, which starts the tray
+# The frozen Windows app's no-console executable, which starts the tray. Not "DataUploader.exe": Windows file
+# names ignore case, so that would be the same file as the console "datauploader.exe".
+WINDOWED_EXE = "DataUploaderTray.exe"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class AutostartStatus:
 def launch_command() -> list[str]:
     """The command that starts the tray at login, for this installation.
 
-    Frozen on Windows: the windowed ``DataUploader.exe`` beside us (no console window at every login). Frozen
+    Frozen on Windows: the windowed ``DataUploaderTray.exe`` beside us (no console window at every login). Frozen
     elsewhere: our own executable with ``tray``. From a Python installation: this interpreter with ``-m engine
     tray`` (``pythonw.exe`` on Windows when it is there, for the same reason).
     """

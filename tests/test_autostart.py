@@ -99,9 +99,9 @@ def test_registry_on_off_status() -> None:
     key = MemoryRunKey()
     reg = RegistryAutostart(key)
     assert not reg.status().enabled
-    st = reg.enable(["C:\\Program Files\\DataUploader\\DataUploader.exe"])
+    st = reg.enable(["C:\\Program Files\\DataUploader\\DataUploaderTray.exe"])
     assert st.enabled
-    assert key.values == {"DataUploader": '"C:\\Program Files\\DataUploader\\DataUploader.exe"'}
+    assert key.values == {"DataUploader": '"C:\\Program Files\\DataUploader\\DataUploaderTray.exe"'}
     assert st.where == f"HKEY_CURRENT_USER\\{RUN_KEY_PATH}\\DataUploader"
     assert not reg.disable().enabled and key.values == {}
     assert not reg.disable().enabled
@@ -114,8 +114,8 @@ def test_registry_for_real() -> None:
     key = WinregRunKey(RUN_KEY_PATH + "\\DataUploaderTest")  # a scratch sub-key, not the live Run key
     reg = RegistryAutostart(key)
     try:
-        st = reg.enable(["C:\\Program Files\\DataUploader\\DataUploader.exe", "--x"])
-        assert st.enabled and st.command == '"C:\\Program Files\\DataUploader\\DataUploader.exe" --x'
+        st = reg.enable(["C:\\Program Files\\DataUploader\\DataUploaderTray.exe", "--x"])
+        assert st.enabled and st.command == '"C:\\Program Files\\DataUploader\\DataUploaderTray.exe" --x'
         assert key.get("DataUploader") == st.command
         assert not reg.disable().enabled
         assert key.get("DataUploader") is None
