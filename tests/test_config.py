@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,8 @@ def test_unknown_rclone_remote(cli: Cli, src: Path, tmp_path: Path) -> None:
 def test_storage_is_a_file(cli: Cli, src: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
-    cli.write_config(f'[profiles.default]\nstorage = "{blocker}"\n')
+    # json.dumps: a TOML string with the path's backslashes (Windows) escaped.
+    cli.write_config(f"[profiles.default]\nstorage = {json.dumps(str(blocker))}\n")
     _fails_with(cli, src, "is not usable")
 
 
