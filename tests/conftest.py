@@ -17,6 +17,24 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "posix_only(reason): the test needs Linux/POSIX (skipped on Windows, e.g. under Wine); reason says why",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``posix_only`` tests on Windows, each with its reason (build/windows-under-wine.sh lists them)."""
+    if sys.platform != "win32":
+        return
+    for item in items:
+        mark = item.get_closest_marker("posix_only")
+        if mark is not None:
+            reason = mark.kwargs.get("reason") or (mark.args[0] if mark.args else "needs POSIX")
+            item.add_marker(pytest.mark.skip(reason=f"POSIX only: {reason}"))
+
+
 @dataclass
 class Result:
     code: int

@@ -20,4 +20,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/ruff check engine tray tests
 .venv/bin/mypy
+# A full run (no pytest arguments: what CI does) also builds and smoke-tests the frozen apps, Linux and Windows
+# under Wine (build/ci.sh; DU_CI_PACKAGING=0 skips it, DU_WINE_TESTS selects the Wine test subset).
+if [ $# -eq 0 ]; then bash build/ci.sh; fi
 exec .venv/bin/python -m pytest -q "$@"

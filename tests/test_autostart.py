@@ -129,9 +129,7 @@ def test_launch_command_from_python() -> None:
     assert Path(argv[0]).parent == Path(sys.executable).parent
 
 
-@pytest.mark.skipif(
-    sys.platform == "win32", reason="the command switches the XDG entry; Windows: registry test"
-)
+@pytest.mark.posix_only(reason="the command switches the XDG entry there; Windows: test_registry_for_real")
 def test_cli_autostart(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     entry = tmp_path / "xdg" / "autostart" / "datauploader.desktop"

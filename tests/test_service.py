@@ -100,7 +100,7 @@ def test_task_scheduler_equivalent() -> None:
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-@pytest.mark.skipif(sys.platform == "win32", reason="systemd is Linux only")
+@pytest.mark.posix_only(reason="systemd is Linux only")
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     spec = ServiceSpec("d", (str(tmp_path), "--dataset", "d"), home=str(tmp_path / "home"))
     unit = install(spec, unit_dir=tmp_path / "units", start=False).unit
@@ -127,7 +127,7 @@ def test_cli_service_show_and_install(cli: Cli, tmp_path: Path, monkeypatch: pyt
     assert cli("service", "list").out.strip().endswith("datauploader-sync-d.service")
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="systemd's stop is SIGTERM; Windows has no such signal")
+@pytest.mark.posix_only(reason="systemd's stop is SIGTERM to one process; Windows has no such signal")
 def test_sigterm_as_systemd_sends_it_ends_the_sync_cleanly(cli: Cli, tmp_path: Path) -> None:
     """What `systemctl --user stop` does to the unit: SIGTERM to the main process (KillMode=mixed) -> the sync
     finishes what is in flight, seals the dataset and exits 0, leaving no rclone behind. Runs the unit's own

@@ -4,6 +4,7 @@
 # APPDIR is the frozen one-folder app (build/windows-under-wine.sh freeze, or `pyinstaller tray.spec` on Windows).
 # When APPDIR holds no DataUploaderTray.exe (a Linux CI run without the Windows build) a placeholder payload is used,
 # so the script itself is still compiled and checked; the result is then named *-placeholder-setup.exe.
+# DU_NSIS_COMPRESSOR=zlib compresses fast (CI); the default is solid LZMA (release).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 APPDIR=${1:?usage: make-installer.sh APPDIR OUTDIR}
@@ -26,6 +27,6 @@ if [ ! -f "$APPDIR/DataUploaderTray.exe" ]; then
 fi
 APPDIR=$(cd "$APPDIR" && pwd)
 ICON=$("$PYTHON" "$REPO/build/app_icon.py" "$tmp/icon" | grep '\.ico$')
-makensis -V2 -DVERSION="$VERSION" -DAPPDIR="$APPDIR" -DICON="$ICON" -DOUTFILE="$OUTDIR/$name" \
+makensis -V2 ${DU_NSIS_COMPRESSOR:+-DCOMPRESSOR="$DU_NSIS_COMPRESSOR"} -DVERSION="$VERSION" -DAPPDIR="$APPDIR" -DICON="$ICON" -DOUTFILE="$OUTDIR/$name" \
   "$REPO/build/windows/installer.nsi"
 echo "$OUTDIR/$name ($(du -h "$OUTDIR/$name" | cut -f1))"
