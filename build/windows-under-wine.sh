@@ -29,7 +29,9 @@ WINDOWS_ONLY_DEPS="pywin32-ctypes colorama pefile"
 APT_PACKAGES="wine wine64 xvfb xauth gcc-mingw-w64-x86-64-win32 nsis"
 
 export WINEDEBUG=-all
-export WINEDLLOVERRIDES="mscoree,mshtml="   # no Mono/Gecko prompts: a prefix is ready in seconds
+# No Mono/Gecko prompts (a prefix is ready in seconds); no winemenubuilder (it would add the Windows Start-menu
+# entries our installer test creates to the Linux desktop menu of the user running the script).
+export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # This machine's pip configuration names local indexes that may not exist: keep pip's output to real problems.
@@ -260,14 +262,36 @@ cmd_smoke() {
 cmd_installer() {
   local t0=$SECONDS
   command -v makensis >/dev/null || ensure_packages
-  bash "$REPO/build/windows/make-installer.sh" "$OUT/dist/datauploader" "$OUT"
-  log "installer compiled in $((SECONDS - t0)) s"
+  [ -f "$OUT/dist/datauploader/DataUploaderTray.exe" ] || die "no frozen app; run: $0 freeze"
+  local setup_exe
+  setup_exe=$(bash "$REPO/build/windows/make-installer.sh" "$OUT/dist/datauploader" "$OUT" | tail -1 | cut -d' ' -f1)
+  log "installer compiled in $((SECONDS - t0)) s: $setup_exe ($(du -h "$setup_exe" | cut -f1))"
+  [ -n "${DU_WINE_SKIP_INSTALL_TEST:-}" ] && return 0
+  # Install silently into this run's prefix, use it, uninstall: the app goes, the user's data stays.
+  start_wine
+  local t1=$SECONDS user_dir local_dir app_dir run_key='HKCU\Software\Microsoft\Windows\CurrentVersion\Run'
+  user_dir=$(ls -d "$WINEPREFIX"/drive_c/users/*/AppData | grep -v /Public/ | head -1)
+  local_dir="$user_dir/Local"; app_dir="$local_dir/Programs/DataUploader"
+  mkdir -p "$local_dir/datauploader" && echo "journal" >"$local_dir/datauploader/journal.sqlite"
+  timeout 300 wine "$setup_exe" /S 2>&1 | cat; wineserver -w
+  [ -f "$app_dir/datauploader.exe" ] && [ -f "$app_dir/DataUploaderTray.exe" ] && [ -f "$app_dir/uninstall.exe" ] \
+    || die "installer did not put the app in $app_dir"
+  [ -f "$user_dir/Roaming/Microsoft/Windows/Start Menu/Programs/DataUploader.lnk" ] || die "no Start-menu entry"
+  wine reg query "$run_key" /v DataUploader 2>&1 | cat | grep -q 'DataUploaderTray.exe' || die "start at login not set"
+  local installed; installed=$(env -u WINEPATH timeout 120 wine "$app_dir/datauploader.exe" autostart status 2>&1 | cat)
+  [[ "$installed" == "start at login: on"* ]] || die "installed app says: $installed"
+  timeout 300 wine "$app_dir/uninstall.exe" /S 2>&1 | cat; wineserver -w
+  [ ! -e "$app_dir/_internal" ] && [ ! -e "$app_dir/datauploader.exe" ] || die "uninstaller left the app behind"
+  [ ! -f "$user_dir/Roaming/Microsoft/Windows/Start Menu/Programs/DataUploader.lnk" ] || die "Start-menu entry left"
+  ! wine reg query "$run_key" /v DataUploader 2>&1 | cat | grep -q DataUploader || die "Run value left behind"
+  [ "$(cat "$local_dir/datauploader/journal.sqlite")" = journal ] || die "uninstaller touched the user's data"
+  log "installer under Wine: installed, Start menu + start at login set, uninstalled, user data kept ($((SECONDS - t1)) s)"
 }
 
 main() {
   local cmd=${1:-all}; shift || true
   local t0=$SECONDS times=()
-  setup
+  if [ "$cmd" = installer ]; then ensure_packages; mkdir -p "$OUT"; else setup; fi
   times+=("setup $((SECONDS - t0)) s")
   local t
   case "$cmd" in

@@ -6,7 +6,8 @@
 ; removes the program only: the user's journal, config, logs and local catalogue live in
 ; %LOCALAPPDATA%\datauploader and are kept, so a reinstall resumes where the user left off.
 
-Unicode true
+; 64-bit installer (the app is 64-bit only): also runs under a 64-bit-only Wine, which has no 32-bit loader.
+Target amd64-unicode
 !include "MUI2.nsh"
 
 !ifndef VERSION
