@@ -17,7 +17,7 @@ from engine.config import Profile, load_config
 from engine.errors import StorageError, UsageError
 from engine.home import Home
 from engine.journal import Journal
-from engine.rclone import RcloneDaemon, RcloneError, find_rclone
+from engine.rclone import RcloneDaemon, RcloneError, RcloneStartError, find_rclone
 from engine.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,14 @@ class RunContext:
             self._start_error = exc
 
     def ready(self) -> None:
-        """Wait for rclone; a daemon that cannot start is a configuration problem (exit 2)."""
+        """Wait for rclone. One that refuses to start (bad flag, bad config) is a configuration problem (exit 2);
+        one that keeps dying is treated like an unreachable storage later: every call restarts it."""
         self.starter.join()
         exc = self._start_error
         if exc is None:
+            return
+        if not isinstance(exc, RcloneStartError):
+            log.warning("%s; will try again", exc.message)
             return
         if self.bwlimit and "bwlimit" in exc.message:
             raise UsageError(

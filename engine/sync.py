@@ -28,7 +28,7 @@ from engine.progress import ProgressCallback, ProgressTracker
 from engine.registration import complete_dataset
 from engine.rules import rules_from_options
 from engine.session import RunContext, open_run, parse_duration
-from engine.settle import Ready, SettleTracker, exclusive_open_probe
+from engine.settle import Ready, SettleTracker
 from engine.sources import FolderIndex, resolve_roots, scan
 from engine.upload import DatasetUploader, UploadReport, UploadRequest, backoff
 from engine.watching import Watcher
@@ -171,7 +171,6 @@ class SyncSession:
                 self.settle,
                 self._on_ready,
                 marker_exists=_marker_exists,
-                probe=exclusive_open_probe if os.name == "nt" else None,
                 on_gone=self._on_gone,
             )
             self.uploader = DatasetUploader(ctx, rec, self.tracker, self._abort)
