@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, assert_uploaded, child_pids, ensure_stopped, process_alive, wait_for, write_tree
+from tests.conftest import (
+    Cli,
+    assert_uploaded,
+    child_pids,
+    ensure_stopped,
+    process_alive,
+    wait_for,
+    write_tree,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -31,7 +39,9 @@ def test_rclone_killed_right_after_start_is_restarted(cli: Cli, tmp_path: Path, 
     proc = cli.popen("upload", str(src), "--dataset", "ds", "--bwlimit", "3M")
     try:
         kids: list[int] = []
-        wait_for(lambda: bool(kids.extend(child_pids(proc.pid)) or kids) or proc.poll() is not None, 20, "rcd")
+        wait_for(
+            lambda: bool(kids.extend(child_pids(proc.pid)) or kids) or proc.poll() is not None, 20, "rcd"
+        )
         time.sleep(rng.uniform(0.05, 0.1) if trial < 4 else rng.uniform(0.2, 1.0))
         for pid in kids:
             with contextlib.suppress(ProcessLookupError):
