@@ -21,6 +21,7 @@ import heapq
 import itertools
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -180,6 +181,10 @@ class SettleTracker:
             except OSError:
                 with self._cond:
                     self._schedule(key, e, now + self.settle)
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or socket: reading it could block forever
+                with self._cond:
+                    self._entries.pop(key, None)
                 continue
             with self._cond:
                 if (st.st_size, st.st_mtime_ns) != (e.size, e.mtime_ns):

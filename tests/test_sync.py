@@ -319,3 +319,31 @@ def test_restart_never_uploads_a_file_another_process_still_writes(cli: Cli, src
     for name in final:
         assert seen[name] == {chunk * chunks}, f"storage held {name} at sizes {sorted(seen[name])}"
         assert (cli.storage / "ds" / name).read_bytes() == (src / name).read_bytes()
+
+
+def test_counts_are_files_not_attempts(cli: Cli, src: Path) -> None:
+    """Issue 9, defect 9: a file uploaded twice (changed after its first upload) is one file in the summary."""
+    s = Sync(cli, src)
+    try:
+        f = src / "a.dat"
+        f.write_bytes(b"first")
+        wait_for(lambda: (s.dest / "a.dat").exists(), 10, "first version")
+        f.write_bytes(b"second, longer")
+        wait_for(lambda: (s.dest / "a.dat").read_bytes() == b"second, longer", 10, "second version")
+        (src / "b.dat").write_bytes(b"b")
+        wait_for(lambda: (s.dest / "b.dat").exists(), 10, "b.dat")
+        code, out, err = s.stop()
+    finally:
+        s.kill()
+    assert code == 0, err
+    assert "2/2 files registered" in out and "2 uploaded now (15 B" in out, out
+
+
+def test_sync_stopped_before_any_file_exits_0(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src)
+    try:
+        code, out, err = s.stop()
+    finally:
+        s.kill()
+    assert code == 0, (out, err)
+    assert "0/0 files registered" in out and "FAILED" not in out
