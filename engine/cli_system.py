@@ -1,7 +1,8 @@
 """``datauploader autostart …`` and ``datauploader service …``: how the app fits into the user's system.
 
 Kept apart from :mod:`engine.cli` so the upload/sync front end and these install-time switches evolve
-separately; :func:`add_parsers` adds the sub-commands, each carrying its handler as ``args.handler``.
+separately: :func:`add_parsers` adds the sub-commands and :data:`COMMANDS` maps them to their handlers. They
+change files of the user's desktop and service manager only; the engine they are handed is not used.
 """
 
 from __future__ import annotations
@@ -11,50 +12,40 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from engine import autostart, service
+from engine.core import Engine
+from engine.errors import UsageError
 from engine.home import HOME_ENV
 
-Handler = Callable[[argparse.Namespace], int]
 
-
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     au = sub.add_parser("autostart", help="start the tray at login: on, off or status")
     au.add_argument("state", choices=["on", "off", "status"], help="switch it on or off, or show it")
-    au.set_defaults(handler=cmd_autostart)
 
+    # One flat parser (action, then the sync arguments): the CLI checks options per sub-command.
     sv = sub.add_parser(
-        "service", help="run a sync unattended (systemd user unit; Task Scheduler on Windows)"
+        "service",
+        help="run a sync unattended (systemd user unit; Task Scheduler on Windows)",
+        description="install: write and start a systemd user unit running `datauploader sync PATH... --dataset "
+        "NAME [options]`; show: print it (on Windows: the schtasks command) without installing; uninstall "
+        "--dataset NAME: stop it gracefully and remove it; list: the installed units.",
     )
-    sv_sub = sv.add_subparsers(dest="service_command", metavar="ACTION")
-    sv_sub.required = True
-    for name, helptext in (
-        ("install", "install and start a service that runs `datauploader sync` with these arguments"),
-        ("show", "print the unit (or on Windows the schtasks command) without installing anything"),
-    ):
-        p = sv_sub.add_parser(name, help=helptext)
-        p.add_argument("paths", nargs="+", metavar="PATH", help="folders to sync")
-        p.add_argument("--dataset", required=True, metavar="NAME", help="dataset name")
-        p.add_argument("--investigation", metavar="ID")
-        p.add_argument("--description", metavar="TEXT")
-        p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
-        p.add_argument("--profile", metavar="NAME")
-        p.add_argument("--bwlimit", metavar="RATE")
-        p.add_argument("--transfers", metavar="N")
-        p.add_argument("--settle", metavar="SECONDS")
-        if name == "install":
-            p.add_argument(
-                "--no-start", action="store_true", help="write the unit but do not enable/start it"
-            )
-        p.set_defaults(handler=cmd_service_install if name == "install" else cmd_service_show)
-    un = sv_sub.add_parser("uninstall", help="stop (gracefully) and remove the service of a dataset")
-    un.add_argument("--dataset", required=True, metavar="NAME")
-    un.set_defaults(handler=cmd_service_uninstall)
-    ls = sv_sub.add_parser("list", help="list the installed services")
-    ls.set_defaults(handler=cmd_service_list)
+    sv.add_argument("action", choices=["install", "show", "uninstall", "list"], metavar="ACTION")
+    sv.add_argument("paths", nargs="*", metavar="PATH", help="folders to sync (install, show)")
+    sv.add_argument("--dataset", metavar="NAME", help="dataset name")
+    sv.add_argument("--investigation", metavar="ID")
+    sv.add_argument("--description", metavar="TEXT")
+    sv.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
+    sv.add_argument("--profile", metavar="NAME")
+    sv.add_argument("--bwlimit", metavar="RATE")
+    sv.add_argument("--transfers", metavar="N")
+    sv.add_argument("--settle", metavar="SECONDS")
+    sv.add_argument("--no-start", action="store_true", help="install: write the unit but do not start it")
 
 
-def cmd_autostart(args: argparse.Namespace) -> int:
+def cmd_autostart(engine: Engine, args: argparse.Namespace) -> int:
     if args.state == "on":
         st = autostart.enable()
     elif args.state == "off":
@@ -68,6 +59,8 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 
 def _spec(args: argparse.Namespace) -> service.ServiceSpec:
+    if not args.paths or not args.dataset:
+        raise UsageError(f"service {args.action} needs the folders to sync and --dataset NAME")
     sync_args = [os.path.abspath(p) for p in args.paths]
     sync_args += ["--dataset", args.dataset]
     for opt in ("investigation", "description", "profile", "bwlimit", "transfers", "settle"):
@@ -82,7 +75,7 @@ def _spec(args: argparse.Namespace) -> service.ServiceSpec:
     )
 
 
-def cmd_service_show(args: argparse.Namespace) -> int:
+def _service_show(args: argparse.Namespace) -> int:
     spec = _spec(args)
     if sys.platform == "win32":
         print(subprocess.list2cmdline(service.task_scheduler_command(spec)))
@@ -91,7 +84,7 @@ def cmd_service_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_service_install(args: argparse.Namespace) -> int:
+def _service_install(args: argparse.Namespace) -> int:
     spec = _spec(args)
     if sys.platform == "win32":
         print("On Windows, run this once (a Task Scheduler task that starts the sync when you log on):")
@@ -113,7 +106,9 @@ def cmd_service_install(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_service_uninstall(args: argparse.Namespace) -> int:
+def _service_uninstall(args: argparse.Namespace) -> int:
+    if not args.dataset:
+        raise UsageError("service uninstall needs --dataset NAME")
     unit = service.uninstall(args.dataset)
     if unit is None:
         print(f"no service for dataset '{args.dataset}'")
@@ -122,13 +117,31 @@ def cmd_service_uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_service_list(args: argparse.Namespace) -> int:
+def _service_list(args: argparse.Namespace) -> int:
     units = service.installed()
     if not units:
         print("no services installed")
     for unit in units:
         print(unit)
     return 0
+
+
+_SERVICE: dict[str, Callable[[argparse.Namespace], int]] = {
+    "install": _service_install,
+    "show": _service_show,
+    "uninstall": _service_uninstall,
+    "list": _service_list,
+}
+
+
+def cmd_service(engine: Engine, args: argparse.Namespace) -> int:
+    return _SERVICE[args.action](args)
+
+
+COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
+    "autostart": cmd_autostart,
+    "service": cmd_service,
+}
 
 
 def _user() -> str:

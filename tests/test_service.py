@@ -121,7 +121,7 @@ def test_cli_service_show_and_install(cli: Cli, tmp_path: Path, monkeypatch: pyt
     argv = _exec_start(r.out)
     assert argv[1:] == ["-m", "engine", "sync", str(src), "--dataset", "d", "--settle", "1", "--meta", "a=b"]
     assert _environment(r.out) == {"DATAUPLOADER_HOME": str(cli.home)}
-    r = cli("service", "install", "--no-start", str(src), "--dataset", "d")
+    r = cli("service", "install", str(src), "--dataset", "d", "--no-start")
     assert r.code == 0, r
     assert (tmp_path / "xdg" / "systemd" / "user" / "datauploader-sync-d.service").is_file()
     assert cli("service", "list").out.strip().endswith("datauploader-sync-d.service")
