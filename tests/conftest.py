@@ -35,6 +35,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"POSIX only: {reason}"))
 
 
+#: Tests that stop a child process with SIGINT (Ctrl-C) or SIGKILL. Windows has no per-process Ctrl-C (a
+#: CTRL_C_EVENT goes to a whole console group; SIGTERM there is TerminateProcess, not a graceful stop).
+posix_signals = pytest.mark.posix_only(reason="stops a child with SIGINT/SIGKILL, which Windows cannot send")
+
+
 @dataclass
 class Result:
     code: int

@@ -185,8 +185,7 @@ class Server:
             try:
                 proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
+                proc.kill()  # SIGKILL; TerminateProcess on Windows, which has no SIGKILL
                 proc.wait(STOP_TIMEOUT)
         # The port must be free before a restart binds it again.
         deadline = time.monotonic() + STOP_TIMEOUT

@@ -7,9 +7,10 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import Cli, assert_uploaded
+from tests.conftest import Cli, assert_uploaded, posix_signals
 
 
+@posix_signals
 def test_sigint_mid_upload_then_rerun_completes(cli: Cli, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -40,6 +41,7 @@ def test_sigint_mid_upload_then_rerun_completes(cli: Cli, tmp_path: Path) -> Non
     assert not list((cli.home / "run").glob("rcd-*.pid"))
 
 
+@posix_signals
 def test_rclone_daemon_killed_mid_upload_is_restarted(cli: Cli, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

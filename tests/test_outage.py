@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, assert_uploaded, ensure_stopped, wait_for
+from tests.conftest import Cli, assert_uploaded, ensure_stopped, posix_signals, wait_for
 from tests.servers import serve, write_config
 
 OUTAGE_SECONDS = 20
@@ -106,6 +106,7 @@ def test_no_secret_in_logs_journal_or_status(cli: Cli, tmp_path: Path) -> None:
     assert "pass=***" in status_json
 
 
+@posix_signals
 def test_sync_keeps_going_through_a_storage_outage(cli: Cli, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

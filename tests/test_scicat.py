@@ -24,7 +24,7 @@ pytest.importorskip(
     "scicat_sdk_py", reason="fake SciCat needs scicat-sdk-py (pip install scicat-sdk-py==5.1.1)"
 )
 
-from tests.conftest import REPO, Cli, Result, ensure_stopped, tree_bytes, wait_for, write_tree
+from tests.conftest import REPO, Cli, Result, ensure_stopped, posix_signals, tree_bytes, wait_for, write_tree
 from tests.fake_scicat import ApiError, FakeSciCat, FakeUser, _Ctx
 
 USERS = [
@@ -52,7 +52,7 @@ def sc() -> Iterator[FakeSciCat]:
 
 def configure(cli: Cli, sc: FakeSciCat, scicat: str = "", profile: str = "") -> None:
     cli.write_config(
-        f'[profiles.default]\nstorage = "{cli.storage}"\ncatalogue = "scicat"\n{profile}\n'
+        f'[profiles.default]\nstorage = {json.dumps(str(cli.storage))}\ncatalogue = "scicat"\n{profile}\n'
         f'[profiles.default.scicat]\nurl = "{sc.url}"\n{scicat}\n'
     )
 
@@ -111,7 +111,8 @@ def test_login_whoami_logout_and_wrong_password(cli: Cli, sc: FakeSciCat) -> Non
     assert "alice@example.org" in r.out and "p1234, staff" in r.out
     assert "readable only by you" in r.err  # the one-time warning about the file fallback
     token_file = cli.home / "tokens.json"
-    assert token_file.stat().st_mode & 0o777 == 0o600
+    if os.name == "posix":  # Windows has no mode bits; the profile folder's ACL is per-user
+        assert token_file.stat().st_mode & 0o777 == 0o600
     assert "secret" not in token_file.read_text()  # the password is never stored
     r = cli("whoami")
     assert r.code == 0 and "user:    alice" in r.out and "expires:" in r.out
@@ -311,6 +312,7 @@ def test_lost_answer_is_not_registered_twice(cli: Cli, sc: FakeSciCat, tmp_path:
     assert listed(sc, only_dataset(sc)["pid"]) == expected(src)
 
 
+@posix_signals
 def test_crash_between_upload_and_registration_registers_once(
     cli: Cli, sc: FakeSciCat, tmp_path: Path
 ) -> None:
@@ -346,6 +348,7 @@ def test_crash_between_upload_and_registration_registers_once(
     assert cli.status()["datasets"][0]["files"]["done"] == 5
 
 
+@posix_signals
 def test_login_expires_mid_sync_registrations_queue_then_flush(
     cli: Cli, sc: FakeSciCat, tmp_path: Path
 ) -> None:
@@ -411,7 +414,7 @@ def test_scicat_config_errors(cli: Cli, sc: FakeSciCat) -> None:
     configure(cli, sc, 'colour = "blue"')
     r = cli("whoami")
     assert r.code == 2 and "profiles.default.scicat.colour" in r.err
-    cli.write_config(f'[profiles.default]\nstorage = "{cli.storage}"\ncatalogue = "scicat"\n')
+    cli.write_config(f'[profiles.default]\nstorage = {json.dumps(str(cli.storage))}\ncatalogue = "scicat"\n')
     r = cli("login", "--username", "a", "--password-stdin")
     assert r.code == 2 and "[profiles.default.scicat]" in r.err
     configure(cli, sc, 'api = "v5"')

@@ -52,7 +52,7 @@ def test_cli_login_stores_token_in_keyring(tmp_path: Path, monkeypatch: pytest.M
     cli = Cli(tmp_path / "home")
     with FakeSciCat([FakeUser("alice", "secret", "alice@example.org", ("p1",))]) as sc:
         cli.write_config(
-            f'[profiles.default]\nstorage = "{cli.storage}"\ncatalogue = "scicat"\n'
+            f'[profiles.default]\nstorage = {json.dumps(str(cli.storage))}\ncatalogue = "scicat"\n'
             f'[profiles.default.scicat]\nurl = "{sc.url}"\n'
         )
         p = subprocess.run(

@@ -4,6 +4,7 @@ mapping, and the v4 request shapes (checked against the SDK models, as the fake 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def test_file_fallback_0600_with_one_warning(
     warnings = [r for r in caplog.records if "readable only by you" in r.getMessage()]
     assert len(warnings) == 1
     path = tmp_path / "data" / "tokens.json"
-    assert path.stat().st_mode & 0o777 == 0o600
+    if os.name == "posix":  # Windows has no mode bits; the profile folder's ACL is per-user
+        assert path.stat().st_mode & 0o777 == 0o600
     assert (store.get("a"), store.get("b")) == ("tok-a", "tok-b")
     store.delete("a")
     store.delete("b")

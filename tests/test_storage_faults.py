@@ -4,6 +4,7 @@ our back — and the data home private to its user."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import stat
@@ -38,7 +39,7 @@ needs_root = pytest.mark.skipif(not ROOT, reason="mounting a small tmpfs needs r
 def test_storage_full_fails_at_once_in_batch_mode(cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {f"f{i}.bin": os.urandom(400_000) for i in range(8)})
     with tmpfs(tmp_path / "small", "1m") as small:
-        cli.write_config(f'[profiles.default]\nstorage = "{small}"\n')
+        cli.write_config(f"[profiles.default]\nstorage = {json.dumps(str(small))}\n")
         t = time.monotonic()
         r = cli("upload", str(src), "--dataset", "ds")
         took = time.monotonic() - t
@@ -54,7 +55,7 @@ def test_storage_full_fails_at_once_in_batch_mode(cli: Cli, tmp_path: Path) -> N
 def test_storage_full_makes_sync_wait_until_there_is_room(cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {f"f{i}.bin": os.urandom(400_000) for i in range(6)})
     with tmpfs(tmp_path / "small", "1m") as small:
-        cli.write_config(f'[profiles.default]\nstorage = "{small}"\n')
+        cli.write_config(f"[profiles.default]\nstorage = {json.dumps(str(small))}\n")
         proc = cli.popen("sync", str(src), "--dataset", "ds", "--settle", "0.2")
         try:
             wait_for(lambda: bool(cli.status()["datasets"]) and (small / "ds").exists(), 30, "sync to start")
@@ -81,7 +82,7 @@ def test_read_only_storage_fails_at_once_naming_the_cause(cli: Cli, tmp_path: Pa
     with tmpfs(tmp_path / "ro", "4m") as ro:
         (ro / "ds").mkdir()
         subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
-        cli.write_config(f'[profiles.default]\nstorage = "{ro}"\n')
+        cli.write_config(f"[profiles.default]\nstorage = {json.dumps(str(ro))}\n")
         t = time.monotonic()
         r = cli("upload", str(src), "--dataset", "ds")
         assert r.code == 1, (r.out, r.err)
@@ -152,6 +153,7 @@ def test_verify_on_webdav_uses_size_and_time_or_reads_back(cli: Cli, tmp_path: P
         assert r.code == 1 and "DIFFERENT f0.dat" in r.out and "read back" in r.out, r.out
 
 
+@pytest.mark.posix_only(reason="mode bits 0700/0600; on Windows the profile folder's ACL is per-user")
 @pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
 def test_data_home_is_private(cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {"a.dat": b"a"})

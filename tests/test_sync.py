@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine import DatasetSpec, Engine
-from tests.conftest import Cli, ensure_stopped, wait_for
+from tests.conftest import Cli, ensure_stopped, posix_signals, wait_for
 
 SETTLE = "0.5"
 
@@ -56,6 +56,7 @@ def writer(script: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", script], text=True)
 
 
+@posix_signals
 def test_file_written_in_chunks_is_uploaded_once_and_never_partial(cli: Cli, src: Path) -> None:
     s = Sync(cli, src)
     try:
@@ -84,6 +85,7 @@ def test_file_written_in_chunks_is_uploaded_once_and_never_partial(cli: Cli, src
         s.kill()
 
 
+@posix_signals
 def test_500_files_at_50_per_second_all_arrive(cli: Cli, src: Path) -> None:
     s = Sync(cli, src)
     try:
@@ -108,6 +110,7 @@ def test_500_files_at_50_per_second_all_arrive(cli: Cli, src: Path) -> None:
         s.kill()
 
 
+@posix_signals
 def test_temp_then_rename_uploads_the_final_name_once(cli: Cli, src: Path) -> None:
     s = Sync(cli, src)
     try:
@@ -131,6 +134,7 @@ def test_temp_then_rename_uploads_the_final_name_once(cli: Cli, src: Path) -> No
         s.kill()
 
 
+@posix_signals
 def test_reopen_and_append_after_close_is_uploaded_again(cli: Cli, src: Path) -> None:
     s = Sync(cli, src)
     try:
@@ -149,6 +153,7 @@ def test_reopen_and_append_after_close_is_uploaded_again(cli: Cli, src: Path) ->
         s.kill()
 
 
+@posix_signals
 def test_exclude_and_ready_marker_rules(cli: Cli, src: Path) -> None:
     cli.write_config(
         '[profiles.default]\nstorage = "storage"\nexclude = ["scratch/"]\n'
@@ -174,6 +179,7 @@ def test_exclude_and_ready_marker_rules(cli: Cli, src: Path) -> None:
         s.kill()
 
 
+@posix_signals
 def test_restart_catches_up_on_files_written_while_stopped(cli: Cli, src: Path) -> None:
     (src / "before.dat").write_bytes(b"before")
     s = Sync(cli, src)
@@ -190,6 +196,7 @@ def test_restart_catches_up_on_files_written_while_stopped(cli: Cli, src: Path) 
         s.kill()
 
 
+@posix_signals
 def test_sigterm_drains_files_in_flight_and_seals(cli: Cli, src: Path) -> None:
     s = Sync(cli, src, "--bwlimit", "1M")
     try:
@@ -210,6 +217,7 @@ def test_sigterm_drains_files_in_flight_and_seals(cli: Cli, src: Path) -> None:
         s.kill()
 
 
+@posix_signals
 def test_second_sigint_aborts_quickly_and_the_next_run_resumes(cli: Cli, src: Path) -> None:
     s = Sync(cli, src, "--bwlimit", "512k")
     try:
@@ -282,6 +290,7 @@ class StorageMonitor:
         return self.seen
 
 
+@posix_signals
 def test_restart_never_uploads_a_file_another_process_still_writes(cli: Cli, src: Path) -> None:
     """Issue 9, defect 1: after kill -9 and a restart, the close-after-write evidence is gone; a writer that pauses
     longer than the settle time with the file open must still not have a partial file uploaded."""
@@ -316,6 +325,7 @@ def test_restart_never_uploads_a_file_another_process_still_writes(cli: Cli, src
         assert (cli.storage / "ds" / name).read_bytes() == (src / name).read_bytes()
 
 
+@posix_signals
 def test_counts_are_files_not_attempts(cli: Cli, src: Path) -> None:
     """Issue 9, defect 9: a file uploaded twice (changed after its first upload) is one file in the summary."""
     s = Sync(cli, src)
@@ -334,6 +344,7 @@ def test_counts_are_files_not_attempts(cli: Cli, src: Path) -> None:
     assert "2/2 files registered" in out and "2 uploaded now (15 B" in out, out
 
 
+@posix_signals
 def test_sync_stopped_before_any_file_exits_0(cli: Cli, src: Path) -> None:
     s = Sync(cli, src)
     try:
