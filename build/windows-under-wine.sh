@@ -75,13 +75,25 @@ start_wine() {
   log "prefix ready in $((SECONDS - t0)) s ($WINEPREFIX, DISPLAY=$DISPLAY)"
 }
 
-# Windows programs cannot write their console streams straight to a file under Wine (WinError 6 at start): pipe.
+# Windows programs cannot write their console streams straight to a file under Wine (WinError 6 at start): their
+# output goes through a pipe (a process substitution, so a Windows child that outlives its parent and keeps the
+# pipe open cannot make us wait forever).
 winpy() {
-  local site proj
+  local site proj rc=0
   site=$(winpath "$SITE"); proj=$(winpath "$RUN_DIR/proj")
   WINEPATH="$(winpath "$SITE/bin")" PYTHONPATH="$proj;$site" PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 \
-    timeout "${WINPY_TIMEOUT:-0}" wine "$CACHE/python/python.exe" "$@" 2>&1 | cat
-  return "${PIPESTATUS[0]}"
+    timeout "${WINPY_TIMEOUT:-0}" wine "$CACHE/python/python.exe" "$@" > >(cat) 2>&1 || rc=$?
+  return "$rc"
+}
+
+# Windows processes of this prefix still running (Wine's own services aside): after a test run these are leaks,
+# e.g. an rclone.exe whose uploader was killed (Windows has no process groups to take it along).
+leftovers() {
+  local pid
+  for pid in $(pgrep -f '\.exe' || true); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "WINEPREFIX=$WINEPREFIX" || continue
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -v -E 'windows\\system32\\' || true
+  done
 }
 
 # --- setup ----------------------------------------------------------------------------------------------------
@@ -197,7 +209,13 @@ cmd_test() {
   local t0=$SECONDS rc=0
   log "pytest under Wine: ${args[*]}"
   # Relative test paths: run from the repository, which Wine sees as Z:\...
-  (cd "$REPO" && WINPY_TIMEOUT=${DU_WINE_TEST_TIMEOUT:-3600} winpy -m pytest -p no:cacheprovider -q -rs "${args[@]}") | tee "$OUT/test.log" || rc=$?
+  (cd "$REPO" && WINPY_TIMEOUT=${DU_WINE_TEST_TIMEOUT:-3600} winpy -m pytest -p no:cacheprovider -q -rs "${args[@]}") \
+    > >(tee "$OUT/test.log") || rc=$?
+  local left; left=$(leftovers)
+  if [ -n "$left" ]; then
+    log "processes the tests left running under Wine (stopped now):"; printf '  %s\n' "$left" >&2
+    wineserver -k 2>/dev/null || true
+  fi
   log "tests under Wine: exit $rc in $((SECONDS - t0)) s (log: $OUT/test.log)"
   return "$rc"
 }

@@ -259,7 +259,7 @@ class Journal:
             with self._guard():
                 try:
                     self._db = self._connect()
-                    self._setup()
+                    self._setup_or_close()
                 except sqlite3.OperationalError:
                     self._db = sqlite3.connect(
                         f"file:{path}?mode=ro",
@@ -273,7 +273,16 @@ class Journal:
         private_file(path)
         with self._guard():
             self._db = self._connect()
+            self._setup_or_close()
+
+    def _setup_or_close(self) -> None:
+        """Set up, or close the connection again: a damaged journal must not stay open, or Windows refuses to
+        move it aside (`repair`: WinError 32, sharing violation)."""
+        try:
             self._setup()
+        except BaseException:
+            self._db.close()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)

@@ -27,11 +27,17 @@ def pid_alive(pid: int) -> bool:
         return True
     if sys.platform == "win32":  # pragma: no cover - Windows
         kernel32 = _kernel32()
-        handle = kernel32.OpenProcess(0x1000, False, pid)
-        if handle:
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        # A process that has exited stays openable while anyone holds a handle to it (its parent's Popen does):
+        # only STILL_ACTIVE (259) as its exit code means it runs.
+        code = ctypes.c_ulong()
+        try:
+            ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        finally:
             kernel32.CloseHandle(handle)
-            return True
-        return False
+        return not ok or code.value == 259
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

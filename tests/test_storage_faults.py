@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.uploader import PassOutcome
-from tests.conftest import Cli, ensure_stopped, wait_for, write_tree
+from tests.conftest import Cli, ensure_stopped, posix_signals, wait_for, write_tree
 from tests.servers import RcloneWebdav, WsgiDav, write_config
 
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -99,6 +99,7 @@ def test_retry_warnings_name_files_and_cause() -> None:
     assert "f0, f1, f2 and 2 more" in text and "not reachable" in text and "5 file(s)" in text
 
 
+@posix_signals
 def test_unreachable_storage_at_start(cli: Cli, tmp_path: Path) -> None:
     """upload waits a bounded time then exits 1; sync waits until the storage is there, then uploads."""
     src = write_tree(tmp_path / "src", {"a.dat": b"a", "b.dat": b"b"})
@@ -153,7 +154,6 @@ def test_verify_on_webdav_uses_size_and_time_or_reads_back(cli: Cli, tmp_path: P
         assert r.code == 1 and "DIFFERENT f0.dat" in r.out and "read back" in r.out, r.out
 
 
-@pytest.mark.posix_only(reason="mode bits 0700/0600; on Windows the profile folder's ACL is per-user")
 @pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
 def test_data_home_is_private(cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {"a.dat": b"a"})

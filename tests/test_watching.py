@@ -29,6 +29,7 @@ def test_polling_observer_sees_new_files(tmp_path: Path) -> None:
         w.stop()
 
 
+@pytest.mark.posix_only(reason="reads the Linux mount table; on Windows only UNC paths are polled")
 def test_network_filesystems_are_polled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(watching, "filesystem_type", lambda path: "cifs")
     w, _ = _collect(tmp_path)
