@@ -72,7 +72,7 @@ cmd_smoke() {
   # Verified independently of the app: the same bytes arrived, plus the manifest.
   diff -r -x ro-crate-metadata.json "$REPO/examples/scan-001" "$tmp/home/storage/smoke/X" || die "files differ"
   [ -f "$tmp/home/storage/smoke/X/ro-crate-metadata.json" ] || die "no manifest"
-  "${bare[@]}" "$APP/datauploader" status | grep -q "smoke/X \[default\] complete: 7/7" || die "status not complete"
+  "${bare[@]}" "$APP/datauploader" status | grep "smoke/X \[default\] complete: 7/7" >/dev/null || die "status not complete"
   # Hook for the frozen tray's end-to-end flow (issue 12): when the tray's e2e test exists, run it against the
   # frozen executable (`$APP/datauploader tray`) under Xvfb with a tray host.
   if [ -f "$REPO/tests/e2e_tray.py" ]; then

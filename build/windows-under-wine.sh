@@ -93,7 +93,7 @@ winpy() {
 leftovers() {
   local pid
   for pid in $(pgrep -f '\.exe' || true); do
-    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "WINEPREFIX=$WINEPREFIX" || continue
+    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -x "WINEPREFIX=$WINEPREFIX" >/dev/null || continue
     tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -v -E 'windows\\system32\\' || true
   done
 }
@@ -266,7 +266,7 @@ cmd_smoke() {
     || die "uploaded files differ from the source"
   [ -f "$home/storage/smoke/scan-001/ro-crate-metadata.json" ] || die "no manifest on storage"
   "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" timeout 120 wine "$exe" status 2>&1 | cat | tee -a "$OUT/smoke.log" \
-    | grep -q "complete" || die "status does not show the dataset complete"
+    | grep "complete" >/dev/null || die "status does not show the dataset complete"
   # Hook for the frozen tray's end-to-end flow under Wine (issue 12): when tests/e2e_tray.py exists, it is run
   # against "$app/DataUploaderTray.exe" here (trayer as the tray host, xdotool for the menu, Z:\ paths).
   if [ -f "$REPO/tests/e2e_tray.py" ]; then
@@ -297,13 +297,15 @@ cmd_installer() {
   [ -f "$app_dir/datauploader.exe" ] && [ -f "$app_dir/DataUploaderTray.exe" ] && [ -f "$app_dir/uninstall.exe" ] \
     || die "installer did not put the app in $app_dir"
   [ -f "$user_dir/Roaming/Microsoft/Windows/Start Menu/Programs/DataUploader.lnk" ] || die "no Start-menu entry"
-  wine reg query "$run_key" /v DataUploader 2>&1 | cat | grep -q 'DataUploaderTray.exe' || die "start at login not set"
+  local run_value; run_value=$(wine reg query "$run_key" 2>&1 | cat)
+  [[ "$run_value" == *'DataUploader    REG_SZ    "'*'DataUploaderTray.exe"'* ]] || die "start at login not set: $run_value"
   local installed; installed=$(env -u WINEPATH timeout 120 wine "$app_dir/datauploader.exe" autostart status 2>&1 | cat)
   [[ "$installed" == "start at login: on"* ]] || die "installed app says: $installed"
   timeout 300 wine "$app_dir/uninstall.exe" /S 2>&1 | cat; wineserver -w
   [ ! -e "$app_dir/_internal" ] && [ ! -e "$app_dir/datauploader.exe" ] || die "uninstaller left the app behind"
   [ ! -f "$user_dir/Roaming/Microsoft/Windows/Start Menu/Programs/DataUploader.lnk" ] || die "Start-menu entry left"
-  ! wine reg query "$run_key" /v DataUploader 2>&1 | cat | grep -q DataUploader || die "Run value left behind"
+  run_value=$(wine reg query "$run_key" 2>&1 | cat)
+  [[ "$run_value" != *DataUploader* ]] || die "Run value left behind: $run_value"
   [ "$(cat "$local_dir/datauploader/journal.sqlite")" = journal ] || die "uninstaller touched the user's data"
   log "installer under Wine: installed, Start menu + start at login set, uninstalled, user data kept ($((SECONDS - t1)) s)"
 }
