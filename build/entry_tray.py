@@ -1,9 +1,10 @@
 """Entry point of the windowed ``DataUploaderTray.exe`` (Windows): the tray applet, with no console window.
 
-The tray applet provides ``tray.app:main`` (issue 12). Until it exists this executable runs the CLI with the
-same arguments, so the bundle, the installer and the Start-menu entry can be built and tested today. A windowed
-program has no standard streams (PyInstaller sets them to None), and an exception escaping here becomes a modal
-error box that waits for a click, so output goes to the null device instead.
+It runs ``tray.app:main`` (the tray applet, issue 12) with the command-line arguments, as ``datauploader tray``
+does; ``--version`` and, until the tray exists, everything else go to the CLI, so the bundle, the installer and
+the Start-menu entry can be built and tested today. A windowed program has no standard streams (PyInstaller sets
+them to None) and an exception escaping here becomes a modal error box that waits for a click, so output goes to
+the null device.
 """
 
 import os
@@ -13,9 +14,12 @@ for _name in ("stdout", "stderr"):
     if getattr(sys, _name) is None:
         setattr(sys, _name, open(os.devnull, "w"))  # noqa: SIM115 - for the life of the process
 
+args = sys.argv[1:]
 try:
+    if args == ["--version"]:
+        raise ImportError("the version comes from the CLI")
     from tray.app import main  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # the tray applet is not there yet: behave as the CLI
+except ImportError:
     from engine.cli import main
 
-sys.exit(main())
+sys.exit(main(args))

@@ -72,6 +72,9 @@ start_wine() {
   export DISPLAY=":$(head -1 "$fd_file")"
   local t0=$SECONDS
   wine cmd /c ver 2>&1 | cat >/dev/null || die "wine could not create a prefix"
+  # A persistent wineserver for the whole run (stopped by cleanup): otherwise it exits a few seconds after the last
+  # Windows program, and a program started at that moment dies with "wine client error: Connection reset by peer".
+  wineserver -p
   # Wine 8 lacks bcryptprimitives!ProcessPrng, which Go >= 1.22 programs (rclone.exe) need at start.
   cp "$CACHE/shim/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
   log "prefix ready in $((SECONDS - t0)) s ($WINEPREFIX, DISPLAY=$DISPLAY)"
