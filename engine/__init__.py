@@ -5,8 +5,6 @@ Both front ends (the ``datauploader`` CLI and the tray applet) use only what thi
 speaks in. Nothing here imports a GUI toolkit, so the engine runs unattended on a server or under a service manager.
 """
 
-__version__ = "0.2.0"
-
 from engine.catalogue import Credentials, Investigation, Session
 from engine.config import parse_duration
 from engine.core import DatasetHandle, Engine, ProfileInfo
@@ -43,6 +41,7 @@ from engine.model import DatasetState, EngineSnapshot, FailedFile, Mode, Phase, 
 from engine.spec import DatasetSpec
 from engine.status import STATUS_VERSION
 from engine.status import to_json as status_json
+from engine.version import __version__
 
 __all__ = [
     "STATUS_VERSION",

@@ -209,7 +209,9 @@ class Engine:
         err = handle.error
         with contextlib.suppress(DataUploaderError), Journal(self.home.journal_file) as journal:
             if err is not None and not isinstance(err, Cancelled):
-                journal.delete_dataset_if_empty(handle.id)  # a start that failed leaves no empty dataset behind
+                journal.delete_dataset_if_empty(
+                    handle.id
+                )  # a start that failed leaves no empty dataset behind
             if not isinstance(err, Cancelled):
                 journal.end_run(handle.id)  # a stopped (or crashed) sync stays resumable
         self._apply_bwlimit()
