@@ -32,18 +32,31 @@ Draw = Callable[[ImageDraw.ImageDraw, int], None]
 def _base(d: ImageDraw.ImageDraw, s: int) -> None:
     """A rounded square holding an arrow that rises out of a tray: data going up to storage."""
     m = s * 0.06
-    d.rounded_rectangle((m, m, s - m, s - m), radius=s * 0.2, fill=BLUE, outline=NAVY, width=max(1, round(s * 0.03)))
+    d.rounded_rectangle(
+        (m, m, s - m, s - m), radius=s * 0.2, fill=BLUE, outline=NAVY, width=max(1, round(s * 0.03))
+    )
     cx = s * 0.5
     # the arrow
     d.polygon(
-        [(cx, s * 0.16), (s * 0.76, s * 0.44), (s * 0.59, s * 0.44), (s * 0.59, s * 0.62), (s * 0.41, s * 0.62),
-         (s * 0.41, s * 0.44), (s * 0.24, s * 0.44)],
+        [
+            (cx, s * 0.16),
+            (s * 0.76, s * 0.44),
+            (s * 0.59, s * 0.44),
+            (s * 0.59, s * 0.62),
+            (s * 0.41, s * 0.62),
+            (s * 0.41, s * 0.44),
+            (s * 0.24, s * 0.44),
+        ],
         fill=WHITE,
     )
     # the tray under it
     w = max(2, round(s * 0.08))
-    d.line([(s * 0.2, s * 0.64), (s * 0.2, s * 0.8), (s * 0.8, s * 0.8), (s * 0.8, s * 0.64)], fill=WHITE,
-           width=w, joint="curve")
+    d.line(
+        [(s * 0.2, s * 0.64), (s * 0.2, s * 0.8), (s * 0.8, s * 0.8), (s * 0.8, s * 0.64)],
+        fill=WHITE,
+        width=w,
+        joint="curve",
+    )
 
 
 def _badge_box(s: int) -> tuple[float, float, float, float]:
@@ -57,14 +70,18 @@ def _round_badge(d: ImageDraw.ImageDraw, s: int, fill: tuple[int, ...]) -> tuple
 
 
 def _syncing(d: ImageDraw.ImageDraw, s: int) -> None:
-    x0, y0, x1, y1 = _round_badge(d, s, GREEN)
+    x0, y0, x1, _ = _round_badge(d, s, GREEN)
     w = x1 - x0
-    d.line([(x0 + w * 0.25, y0 + w * 0.52), (x0 + w * 0.43, y0 + w * 0.7), (x0 + w * 0.76, y0 + w * 0.32)],
-           fill=WHITE, width=max(2, round(w * 0.14)), joint="curve")
+    d.line(
+        [(x0 + w * 0.25, y0 + w * 0.52), (x0 + w * 0.43, y0 + w * 0.7), (x0 + w * 0.76, y0 + w * 0.32)],
+        fill=WHITE,
+        width=max(2, round(w * 0.14)),
+        joint="curve",
+    )
 
 
 def _uploading(d: ImageDraw.ImageDraw, s: int) -> None:
-    x0, y0, x1, y1 = _round_badge(d, s, NAVY)
+    x0, y0, x1, _ = _round_badge(d, s, NAVY)
     w = x1 - x0
     cx = x0 + w / 2
     d.polygon([(cx, y0 + w * 0.18), (x0 + w * 0.78, y0 + w * 0.5), (x0 + w * 0.22, y0 + w * 0.5)], fill=WHITE)
@@ -73,7 +90,9 @@ def _uploading(d: ImageDraw.ImageDraw, s: int) -> None:
 
 def _paused(d: ImageDraw.ImageDraw, s: int) -> None:
     x0, y0, x1, y1 = _badge_box(s)
-    d.rounded_rectangle((x0, y0, x1, y1), radius=s * 0.06, fill=AMBER, outline=WHITE, width=max(2, round(s * 0.05)))
+    d.rounded_rectangle(
+        (x0, y0, x1, y1), radius=s * 0.06, fill=AMBER, outline=WHITE, width=max(2, round(s * 0.05))
+    )
     w = x1 - x0
     for left in (0.27, 0.57):
         d.rectangle((x0 + w * left, y0 + w * 0.24, x0 + w * (left + 0.16), y0 + w * 0.76), fill=WHITE)
@@ -116,8 +135,11 @@ def main() -> None:
         images = {size: render(state, size) for size in sorted(set(PNG_SIZES) | set(ICO_SIZES))}
         for size in PNG_SIZES:
             images[size].save(HERE / f"{stem}-{size}.png", optimize=True)
-        images[256].save(HERE / f"{stem}.ico", sizes=[(n, n) for n in ICO_SIZES],
-                         append_images=[images[n] for n in ICO_SIZES if n != 256])
+        images[256].save(
+            HERE / f"{stem}.ico",
+            sizes=[(n, n) for n in ICO_SIZES],
+            append_images=[images[n] for n in ICO_SIZES if n != 256],
+        )
 
 
 if __name__ == "__main__":

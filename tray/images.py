@@ -48,7 +48,7 @@ def icon_file_name(state: IconState | None, size: int = 64, ext: str = "png") ->
     return f"{stem}.ico" if ext == "ico" else f"{stem}-{size}.{ext}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def icon_image(state: IconState | None, size: int = 64) -> Image.Image:
     """The PIL image for ``state`` (None: the app icon) at the nearest stored size at or above ``size``."""
     best = next((s for s in SIZES if s >= size), SIZES[-1])
