@@ -67,7 +67,7 @@ TICK_MS = 1000  # time-based notifications (grouped failures, outages past the t
 
 def say(line: str) -> None:
     """One line for a person at a terminal; a frozen windowed app has no stderr, the log has it anyway."""
-    log.warning("%s", line)
+    log.info("%s", line)  # the file only: the console handler shows warnings, and this line is said below
     if sys.stderr is not None:
         sys.stderr.write(f"datauploader tray: {line}\n")
 
