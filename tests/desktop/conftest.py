@@ -30,7 +30,7 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     return path
 
 
-def _need_desktop() -> None:
+def need_desktop() -> None:
     gone = missing_programs()
     if gone:
         pytest.skip(f"desktop programs missing (tests/apt-packages.txt): {', '.join(gone)}")
@@ -44,14 +44,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def tray_desktop(tmp_path: Path, backend: str) -> Iterator[Desktop]:
     """A desktop with the tray host the pystray ``backend`` needs (trayer for gtk, an SNI host for appindicator)."""
-    _need_desktop()
+    need_desktop()
     with Desktop(tmp_path / "desktop", host=BACKEND_HOST[backend]) as d:
-        yield d
-
-
-@pytest.fixture
-def plain_desktop(tmp_path: Path) -> Iterator[Desktop]:
-    """Xvfb + bus + dunst, no tray host: for Tk dialogs."""
-    _need_desktop()
-    with Desktop(tmp_path / "desktop") as d:
         yield d
