@@ -47,10 +47,10 @@ class ActivityWindow:
         cols = ("state", "progress", "speed")
         self.datasets = ttk.Treeview(body, columns=cols, height=6, selectmode="browse")
         self.datasets.heading("#0", text="Dataset")
-        for c, title, w in zip(cols, ("State", "Progress", "Rate / time left"), (150, 260, 190), strict=True):
+        for c, title, w in zip(cols, ("State", "Progress", "Rate / time left"), (140, 230, 170), strict=True):
             self.datasets.heading(c, text=title)
             self.datasets.column(c, width=w, stretch=c == "progress")
-        self.datasets.column("#0", width=200)
+        self.datasets.column("#0", width=180)
         self.datasets.pack(fill="both", expand=True)
         self.datasets.bind("<<TreeviewSelect>>", lambda _e: self._show_failures())
 
@@ -58,8 +58,8 @@ class ActivityWindow:
         self.failures = ttk.Treeview(body, columns=("reason",), height=5, selectmode="none")
         self.failures.heading("#0", text="File")
         self.failures.heading("reason", text="Reason")
-        self.failures.column("#0", width=260)
-        self.failures.column("reason", width=540)
+        self.failures.column("#0", width=200)
+        self.failures.column("reason", width=520)
         self.failures.pack(fill="both", expand=True)
 
         ttk.Label(body, text="Recently finished").pack(anchor="w", pady=(PAD, 0))
@@ -91,7 +91,7 @@ class ActivityWindow:
         self.datasets.delete(*self.datasets.get_children())
         for d in shown:
             state = d.phase.value if d.running and d.phase is not None else d.state
-            if snapshot.paused and d.running:
+            if snapshot.paused and d.running and "paused" not in state:
                 state += " (paused)"
             self.datasets.insert(
                 "", "end", iid=str(d.id), text=d.name, values=(state, _progress(d), _speed(d))
