@@ -38,6 +38,7 @@ from engine.events import (
 from engine.home import Home, resolve_home
 from engine.logs import setup_logging
 from engine.model import DatasetState, EngineSnapshot, FailedFile, Mode, Phase, RunReport
+from engine.settings_file import ProfileSettings, SettingsError, read_settings, save_settings
 from engine.spec import DatasetSpec
 from engine.status import STATUS_VERSION
 from engine.status import to_json as status_json
@@ -74,9 +75,11 @@ __all__ = [
     "Mode",
     "Phase",
     "ProfileInfo",
+    "ProfileSettings",
     "ProgressUpdate",
     "RunReport",
     "Session",
+    "SettingsError",
     "StorageReachable",
     "StorageUnreachable",
     "StorageUnreachableError",
@@ -84,7 +87,9 @@ __all__ = [
     "__version__",
     "parse_duration",
     "parse_meta",
+    "read_settings",
     "resolve_home",
+    "save_settings",
     "setup_logging",
     "status_json",
 ]

@@ -91,6 +91,7 @@ class DatasetFinished(Event):
     report: RunReport | None
     error: str | None  # one line, when the run could not run at all
     action: Action
+    cancelled: bool = False  # stopped on request (Quit now, a second Ctrl-C): not an error, it resumes
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Table
 
-from engine.config import CATALOGUES, DEFAULT_PROFILE, _parse_profile, load_config
+from engine.bwlimit import valid as bwlimit_valid
+from engine.config import CATALOGUES, DEFAULT_PROFILE, load_config, parse_duration, parse_profile
 from engine.errors import ConfigError
 from engine.home import Home
 
@@ -31,18 +32,13 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_RATE = r"(?:off|\d+(?:\.\d+)?[BKMGTPbkmgtp]?i?)"
-_BW_RATE = re.compile(rf"^{_RATE}(?::{_RATE})?$")
-_BW_SLOT = re.compile(r"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)-)?(?:[01]?\d|2[0-3]):[0-5]\d$")
 
 
 class SettingsError(ConfigError):
     """A value the settings dialog must not save; ``field`` names the dialog field at fault."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 @dataclass(frozen=True)
@@ -104,38 +100,25 @@ def validate_settings(s: ProfileSettings) -> None:
                 "the SciCat URL must start with https:// (e.g. https://scicat.example.org/api/v3)",
                 "scicat_url",
             )
-    if s.bwlimit:
-        _check_bwlimit(s.bwlimit.strip())
+    if s.bwlimit and not bwlimit_valid(s.bwlimit):
+        raise SettingsError(
+            f"bandwidth limit {s.bwlimit!r} is not rclone's syntax; write e.g. 10M, off, or a timetable "
+            'like "08:00,10M 20:00,off"',
+            "bwlimit",
+        )
     if s.settle:
-        m = _DURATION.match(s.settle)
-        if not m:
-            raise SettingsError(
-                f"settle time {s.settle!r} is not a duration; write e.g. 2, 2s or 500ms", "settle"
-            )
-        if float(m.group(1)) <= 0:
-            raise SettingsError("settle time must be more than 0", "settle")
+        try:
+            if parse_duration(s.settle, "settle time") <= 0:
+                raise SettingsError("settle time must be more than 0", "settle")
+        except ConfigError as exc:
+            if isinstance(exc, SettingsError):
+                raise
+            raise SettingsError(f"{exc}".replace("settle time = ", "settle time "), "settle") from None
     for pattern in s.exclude:
         if not pattern.strip() or "\n" in pattern:
             raise SettingsError(
                 "exclude patterns: one gitignore-style pattern per line, none empty", "exclude"
             )
-
-
-def _check_bwlimit(value: str) -> None:
-    bad = SettingsError(
-        f"bandwidth limit {value!r} is not rclone's syntax; write e.g. 10M, off, or a timetable "
-        'like "08:00,10M 20:00,off"',
-        "bwlimit",
-    )
-    parts = value.split()
-    if len(parts) == 1 and "," not in parts[0]:
-        if not _BW_RATE.match(parts[0]):
-            raise bad
-        return
-    for part in parts:
-        slot, _, rate = part.partition(",")
-        if not _BW_SLOT.match(slot) or not _BW_RATE.match(rate):
-            raise bad
 
 
 def save_settings(home: Home, s: ProfileSettings) -> Path:
@@ -216,7 +199,7 @@ def _check_loads(text: str, path: Path) -> None:
         raise SettingsError(f"{path}: would not be valid TOML: {exc}") from None
     for name, raw in data.get("profiles", {}).items():
         try:
-            _parse_profile(name, raw, path, path.parent)
+            parse_profile(name, raw, path, path.parent)
         except ConfigError as exc:
             field = None
             msg = str(exc)

@@ -1,4 +1,4 @@
-"""A small stand-in for the issue-11 ``Engine``, implementing the draft protocol (tests/engine_api_draft.py).
+"""A small stand-in for :class:`engine.Engine` (the same API and types), for the tray's tests.
 
 Real enough for the tray's end-to-end test: it watches folders by polling, copies settled files to the
 profile's local storage folder, checks their sha256 there, refuses to overwrite a file it did not write
@@ -25,9 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.config import load_config
-from engine.home import Home
-from tests.engine_api_draft import (
+from engine import (
     Action,
     Credentials,
     DatasetFinished,
@@ -53,6 +51,8 @@ from tests.engine_api_draft import (
     Session,
     UsageError,
 )
+from engine.config import load_config
+from engine.home import Home
 
 SETTLE = float(os.environ.get("FAKE_SETTLE", "0.4"))
 POLL = 0.1
@@ -62,9 +62,7 @@ class SpecError(UsageError):
     exit_code = 2
 
     def __init__(self, message: str, field: str | None = None, action: Action = Action.NONE) -> None:
-        super().__init__(message)
-        self.field = field
-        self.action = action
+        super().__init__(message, field=field, action=action)
 
 
 def _sha256(path: Path) -> str:
@@ -145,23 +143,22 @@ class FakeHandle:
         if target.exists() and rel not in self.uploaded and _sha256(target) != digest:
             reason = "the storage already holds a different file at this path (not written by DataUploader)"
             self.failed[rel] = reason
-            self.engine.emit(FileFailed(time.time(), self.id, self.name, rel, reason, True))
+            self.engine.emit(FileFailed(self.id, self.name, rel, reason, True))
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part")
         shutil.copyfile(src, tmp)
         os.replace(tmp, target)
         if _sha256(target) != digest:
-            self.engine.emit(FileFailed(time.time(), self.id, self.name, rel, "checksum differs", False))
+            self.engine.emit(FileFailed(self.id, self.name, rel, "checksum differs", False))
             return
         st = src.stat()
         self.uploaded[rel] = (st.st_size, st.st_mtime, digest)
-        self.engine.emit(FileVerified(time.time(), self.id, rel, st.st_size, "sha256"))
+        self.engine.emit(FileVerified(self.id, rel, st.st_size, "sha256"))
 
     def _progress(self) -> None:
         self.engine.emit(
             ProgressUpdate(
-                time.time(),
                 self.id,
                 self.name,
                 self.phase,
@@ -177,7 +174,7 @@ class FakeHandle:
 
     def _run(self) -> None:
         e = self.engine
-        e.emit(DatasetStarted(time.time(), self.id, self.name, self.mode))
+        e.emit(DatasetStarted(self.id, self.name, self.mode))
         try:
             while True:
                 final = self.stop_flag is True or self.mode == "batch"
@@ -225,28 +222,31 @@ class FakeHandle:
         else:
             self.phase = Phase.STOPPED if stopped_now else Phase.FAILED
         failed = tuple(FailedFile(r, why) for r, why in self.failed.items())
-        self.report = RunReport(
-            self.id,
-            self.name,
-            str(self.dest),
-            self.files_total,
-            len(self.uploaded),
-            self.bytes_total,
-            size,
-            len(self.uploaded),
-            size,
-            failed,
-            (),
-            complete,
-            time.time() - self.started,
-            0 if complete else 130 if stopped_now else 1,
+        self.report = (
+            None
+            if stopped_now
+            else RunReport(
+                dataset_id=self.id,
+                name=self.name,
+                location=str(self.dest),
+                files_total=self.files_total,
+                files_done=len(self.uploaded),
+                bytes_total=self.bytes_total,
+                bytes_done=size,
+                files_uploaded=len(self.uploaded),
+                bytes_uploaded=size,
+                failed=failed,
+                skipped=(),
+                problems=(),
+                complete=complete,
+                elapsed=time.time() - self.started,
+            )
         )
         if not stopped_now:
             e.forget_resumable(self.name)
         if complete:
             e.emit(
                 DatasetSealed(
-                    time.time(),
                     self.id,
                     self.name,
                     self.mode,
@@ -256,7 +256,7 @@ class FakeHandle:
                     "sha256",
                 )
             )
-        e.emit(DatasetFinished(time.time(), self.id, self.name, self.report, error, Action.NONE))
+        e.emit(DatasetFinished(self.id, self.name, self.report, error, Action.NONE, cancelled=stopped_now))
         self._done.set()
 
 
@@ -347,11 +347,11 @@ class FakeEngine:
 
     def pause(self) -> None:
         self._paused = True
-        self.emit(EnginePaused(time.time()))
+        self.emit(EnginePaused())
 
     def resume(self) -> None:
         self._paused = False
-        self.emit(EngineResumed(time.time()))
+        self.emit(EngineResumed())
 
     @property
     def paused(self) -> bool:
@@ -369,24 +369,30 @@ class FakeEngine:
             running = not h.done
             out.append(
                 DatasetState(
-                    h.id,
-                    h.name,
-                    h.investigation,
-                    h.profile,
-                    str(h.dest),
-                    h.mode if running else None,
-                    running,
-                    h.phase if running else None,
-                    "uploading" if running else ("complete" if h.phase is Phase.DONE else "incomplete"),
-                    h.files_total,
-                    len(h.uploaded),
-                    len(h.failed),
-                    h.bytes_total,
-                    sum(u[0] for u in h.uploaded.values()),
-                    0.0,
-                    None,
-                    tuple(FailedFile(r, why) for r, why in h.failed.items()),
-                    time.time(),
+                    id=h.id,
+                    name=h.name,
+                    investigation=h.investigation,
+                    profile=h.profile,
+                    location=str(h.dest),
+                    catalogue="local",
+                    catalogue_id=None,
+                    mode=h.mode if running else None,
+                    running=running,
+                    pid=None,
+                    phase=h.phase if running else None,
+                    state="uploading" if running else ("complete" if h.phase is Phase.DONE else "incomplete"),
+                    files_total=h.files_total,
+                    files_done=len(h.uploaded),
+                    files_failed=len(h.failed),
+                    bytes_total=h.bytes_total,
+                    bytes_done=sum(u[0] for u in h.uploaded.values()),
+                    by_state={},
+                    rate=0.0,
+                    eta=None,
+                    failures=tuple(FailedFile(r, why) for r, why in h.failed.items()),
+                    skipped=(),
+                    created=h.started,
+                    updated=time.time(),
                 )
             )
         return EngineSnapshot(self._paused, tuple(out))
@@ -473,9 +479,9 @@ class FakeEngine:
                 if s.expires is None:
                     continue
                 if s.expires < time.time():
-                    self.emit(LoginExpired(time.time(), profile))
+                    self.emit(LoginExpired(profile))
                 elif s.expires - time.time() < 1800:
-                    self.emit(LoginExpiring(time.time(), profile, s.user, s.expires))
+                    self.emit(LoginExpiring(profile, s.user, s.expires))
 
     # ------------------------------------------------------------------------------------------ end
 

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.home import resolve_home
-from engine.settings_file import ProfileSettings, SettingsError, read_settings, save_settings
-from tests.engine_api_draft import (
+from engine import (
     DatasetSealed,
     DatasetState,
     EngineSnapshot,
@@ -21,6 +19,8 @@ from tests.engine_api_draft import (
     StorageReachable,
     StorageUnreachable,
 )
+from engine.home import resolve_home
+from engine.settings_file import ProfileSettings, SettingsError, read_settings, save_settings
 from tray import backend
 from tray.images import IconState, icon_image
 from tray.notifier import Notifier
@@ -48,6 +48,12 @@ def ds(id: int, name: str, phase: Phase | None, mode: str = "sync", **kw: object
         eta=300.0,
         failures=(),
         updated=0.0,
+        catalogue="local",
+        catalogue_id=None,
+        pid=None,
+        by_state={},
+        skipped=(),
+        created=0.0,
     )
     values.update(kw)
     return DatasetState(**values)  # type: ignore[arg-type]
@@ -123,12 +129,12 @@ def test_every_state_has_a_distinct_icon() -> None:
 def test_permanent_failures_are_grouped_per_dataset_and_transient_ones_never_notify() -> None:
     p = NotificationPolicy(failure_window=180, failure_delay=3)
     for i in range(5):
-        assert p.on_event(FileFailed(0, 1, "scan-1", f"f{i}", "denied", permanent=True), 100 + i * 0.1) == []
-    assert p.on_event(FileFailed(0, 1, "scan-1", "t", "timeout", permanent=False), 101) == []
+        assert p.on_event(FileFailed(1, "scan-1", f"f{i}", "denied", permanent=True), 100 + i * 0.1) == []
+    assert p.on_event(FileFailed(1, "scan-1", "t", "timeout", permanent=False), 101) == []
     assert p.tick(102) == []
     [n] = p.tick(104)
     assert n.kind == "failed" and "scan-1: 5 files failed — f0 and 4 others: denied" in n.message
-    assert p.on_event(FileFailed(0, 1, "scan-1", "g", "denied", permanent=True), 110) == []
+    assert p.on_event(FileFailed(1, "scan-1", "g", "denied", permanent=True), 110) == []
     assert p.tick(200) == []  # still inside the window
     [n] = p.tick(284.5)
     assert "1 file failed — g" in n.message
@@ -137,37 +143,33 @@ def test_permanent_failures_are_grouped_per_dataset_and_transient_ones_never_not
 
 def test_outage_notifies_only_past_the_threshold_and_once_back() -> None:
     p = NotificationPolicy(outage_threshold=120)
-    p.on_event(StorageUnreachable(0, 1, "scan-1", "connection refused"), 0)
-    assert p.on_event(StorageReachable(0, 1, "scan-1"), 60) == []  # short: nothing at all
-    p.on_event(StorageUnreachable(0, 1, "scan-1", "connection refused"), 100)
-    p.on_event(StorageUnreachable(0, 1, "scan-1", "connection refused"), 150)
+    p.on_event(StorageUnreachable(1, "scan-1", "connection refused"), 0)
+    assert p.on_event(StorageReachable(1, "scan-1"), 60) == []  # short: nothing at all
+    p.on_event(StorageUnreachable(1, "scan-1", "connection refused"), 100)
+    p.on_event(StorageUnreachable(1, "scan-1", "connection refused"), 150)
     assert p.tick(200) == []
     [n] = p.tick(221)
     assert "Cannot reach the storage of scan-1 for 2 min" in n.message
     assert p.tick(400) == []
-    [n] = p.on_event(StorageReachable(0, 1, "scan-1"), 500)
+    [n] = p.on_event(StorageReachable(1, "scan-1"), 500)
     assert n.message == "The storage of scan-1 is reachable again."
 
 
 def test_login_expiring_and_expired_notify_once_each() -> None:
     p = NotificationPolicy()
-    assert (
-        p.on_event(LoginExpiring(0, "facility", "anna", 10_000), 10_000 - 3600) == []
-    )  # not yet within 30 min
-    [n] = p.on_event(LoginExpiring(0, "facility", "anna", 10_000), 10_000 - 1200)
+    assert p.on_event(LoginExpiring("facility", "anna", 10_000), 10_000 - 3600) == []  # not yet within 30 min
+    [n] = p.on_event(LoginExpiring("facility", "anna", 10_000), 10_000 - 1200)
     assert "expires in 20 min" in n.message
-    assert p.on_event(LoginExpiring(0, "facility", "anna", 10_000), 10_000 - 600) == []
-    [n] = p.on_event(LoginExpired(0, "facility"), 10_001)
+    assert p.on_event(LoginExpiring("facility", "anna", 10_000), 10_000 - 600) == []
+    [n] = p.on_event(LoginExpired("facility"), 10_001)
     assert "has expired" in n.message
-    assert p.on_event(LoginExpired(0, "facility"), 10_010) == []
+    assert p.on_event(LoginExpired("facility"), 10_010) == []
     p.logged_in("facility")
-    assert len(p.on_event(LoginExpired(0, "facility"), 20_000)) == 1
+    assert len(p.on_event(LoginExpired("facility"), 20_000)) == 1
 
 
 def test_sealed_message_names_dataset_files_and_size() -> None:
-    [n] = NotificationPolicy().on_event(
-        DatasetSealed(0, 1, "scan-1", "sync", 3, 2_500_000_000, 10, "sha256"), 0
-    )
+    [n] = NotificationPolicy().on_event(DatasetSealed(1, "scan-1", "sync", 3, 2_500_000_000, 10, "sha256"), 0)
     assert n.message == "scan-1 uploaded — 3 files, 2.5 GB, all verified"
 
 

@@ -24,8 +24,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Literal
 
-from engine.home import Home, resolve_home
-from engine.logs import setup_logging
 from tray import single_instance
 from tray._api import (
     CatalogueReachable,
@@ -38,12 +36,15 @@ from tray._api import (
     Engine,
     Event,
     FileFailed,
+    Home,
     Investigation,
     LoginExpired,
     LoginExpiring,
     Session,
     StorageReachable,
     StorageUnreachable,
+    resolve_home,
+    setup_logging,
 )
 from tray.activity_window import ActivityWindow
 from tray.backend import BackendError, load_pystray
@@ -73,10 +74,7 @@ def say(line: str) -> None:
 
 
 def real_engine(home: Home) -> Engine:
-    """The engine of issue 11."""
-    from engine import Engine as RealEngine  # type: ignore[attr-defined]
-
-    return RealEngine(home=home)  # type: ignore[no-any-return]
+    return Engine(home)
 
 
 class TrayApp:
@@ -346,7 +344,7 @@ class TrayApp:
             lambda closed: DatasetDialog(
                 self.root,  # type: ignore[arg-type]
                 mode=mode,
-                submit=self._start,
+                submit=self._submit,
                 profiles=names,
                 can_create_investigations=first.can_create_investigations if first else True,
                 on_close=closed,
@@ -363,6 +361,9 @@ class TrayApp:
             self.ui.post(dialog.set_investigations, result)
 
         threading.Thread(target=fetch, name="investigations", daemon=True).start()
+
+    def _submit(self, spec: DatasetSpec) -> None:
+        self._start(spec)
 
     def _start(self, spec: DatasetSpec) -> DatasetHandle:
         spec = self.engine.validate(spec)
@@ -386,9 +387,9 @@ class TrayApp:
         self.engine.resume()
 
     def do_activity(self, _arg: object = None) -> None:
-        w = self._window(
-            "activity", lambda closed: ActivityWindow(self.root, retry=self._retry, on_close=closed)
-        )  # type: ignore[arg-type]
+        root = self.root
+        assert root is not None
+        w = self._window("activity", lambda closed: ActivityWindow(root, retry=self._retry, on_close=closed))
         self.alerts.failed.clear()  # looked at: the icon stops asking for attention
         w.refresh(self.snapshot, self.recent)
 

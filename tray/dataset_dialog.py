@@ -16,7 +16,7 @@ from tkinter import filedialog, ttk
 from typing import Any, Literal
 
 from tray._api import DatasetSpec, DataUploaderError, Investigation
-from tray.forms import PAD, Form, entry, side_button
+from tray.forms import PAD, Form, entry, on_key, side_button
 
 META_ROWS = 3
 _NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([^\d\s].*)?$")
@@ -29,9 +29,9 @@ def meta_value(text: str) -> str | int | float | dict[str, Any]:
     m = _NUMBER_UNIT.match(text)
     if not m:
         return text
-    num: int | float = float(m.group(1))
-    if num.is_integer() and "." not in m.group(1) and "e" not in m.group(1).lower():
-        num = int(num)
+    as_float = float(m.group(1))
+    whole = as_float.is_integer() and "." not in m.group(1) and "e" not in m.group(1).lower()
+    num: int | float = int(as_float) if whole else as_float
     return {"value": num, "unit": m.group(2).strip()} if m.group(2) else num
 
 
@@ -106,8 +106,8 @@ class DatasetDialog(Form):
             ("r", self.remove_path),
             ("m", self.add_meta_row),
         ):
-            self.top.bind(f"<Alt-{key}>", lambda _e, f=fn: f())
-            self.top.bind(f"<Alt-{key.upper()}>", lambda _e, f=fn: f())
+            self.top.bind(f"<Alt-{key}>", on_key(fn))
+            self.top.bind(f"<Alt-{key.upper()}>", on_key(fn))
         self.more.bind("<Delete>", lambda _e: self.remove_path())
         self.place(min_width=640)
         self.folder.focus_set()
@@ -146,7 +146,8 @@ class DatasetDialog(Form):
         self.folder.focus_set()
 
     def remove_path(self) -> None:
-        for i in reversed(self.more.curselection() or ((self.more.size() - 1,) if self.more.size() else ())):
+        chosen: tuple[int, ...] = self.more.curselection()  # type: ignore[no-untyped-call]
+        for i in reversed(chosen or ((self.more.size() - 1,) if self.more.size() else ())):
             self.more.delete(i)
 
     def set_investigations(self, items: Sequence[Investigation] | BaseException) -> None:

@@ -16,6 +16,15 @@ ERROR_FG = "#b00020"
 PAD = 8
 
 
+def on_key(action: Callable[[], object]) -> Callable[[tk.Event[Any]], None]:
+    """A key binding that runs ``action`` (Tk passes the event; the action does not need it)."""
+
+    def handler(_event: tk.Event[Any]) -> None:
+        action()
+
+    return handler
+
+
 class Form:
     """A Toplevel with a grid of labelled fields; subclasses add fields in Tab order."""
 
@@ -79,8 +88,8 @@ class Form:
             b.pack(side="left", padx=(PAD, 0))
             out[label] = b
             if default:
-                self.top.bind("<Return>", lambda _e, c=command: c())
-                self.top.bind("<KP_Enter>", lambda _e, c=command: c())
+                self.top.bind("<Return>", on_key(command))
+                self.top.bind("<KP_Enter>", on_key(command))
         return out
 
     def place(self, min_width: int = 0) -> None:

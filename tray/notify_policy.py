@@ -191,7 +191,7 @@ class NotificationPolicy:
         if ev.error:
             hint = ACTION_WORDS.get(ev.action, "")
             out.append(Notice(APP, f"{ev.name} could not run: {ev.error}. {hint}".strip(), "error"))
-        elif ev.report is not None and ev.dataset_id not in self._sealed and ev.report.exit_code != 130:
+        elif ev.report is not None and ev.dataset_id not in self._sealed and not ev.cancelled:
             r = ev.report
             if r.failed:
                 out.append(

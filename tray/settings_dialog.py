@@ -10,10 +10,8 @@ import tkinter as tk
 from collections.abc import Callable, Sequence
 from tkinter import filedialog, ttk
 
-from engine.errors import DataUploaderError
-from engine.home import Home
-from engine.settings_file import ProfileSettings, SettingsError, read_settings, save_settings
 from tray import autostart
+from tray._api import DataUploaderError, Home, ProfileSettings, SettingsError, read_settings, save_settings
 from tray.forms import Form, entry, side_button
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from filelock import FileLock, Timeout
 
-from engine.home import Home
+from tray._api import Home
 
 
 def acquire(home: Home) -> FileLock | None:
