@@ -36,8 +36,9 @@ from engine.events import (
     StorageUnreachable,
 )
 from engine.home import Home, resolve_home
+from engine.logs import FILE_ONLY as LOG_FILE_ONLY
 from engine.logs import setup_logging
-from engine.model import DatasetState, EngineSnapshot, FailedFile, Mode, Phase, RunReport
+from engine.model import DatasetState, EngineSnapshot, FailedFile, FileState, Mode, Phase, RunReport
 from engine.settings_file import ProfileSettings, SettingsError, read_settings, save_settings
 from engine.spec import DatasetSpec
 from engine.status import STATUS_VERSION
@@ -45,6 +46,7 @@ from engine.status import to_json as status_json
 from engine.version import __version__
 
 __all__ = [
+    "LOG_FILE_ONLY",
     "STATUS_VERSION",
     "Action",
     "BusyError",
@@ -67,6 +69,7 @@ __all__ = [
     "Event",
     "FailedFile",
     "FileFailed",
+    "FileState",
     "FileVerified",
     "Home",
     "Investigation",

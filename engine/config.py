@@ -115,9 +115,10 @@ class Profile:
 class Config:
     """The parsed config file (or the embedded default when there is none)."""
 
-    source: Path | None
+    source: Path | None  # the file read, None when there is none (the embedded default)
     profiles: dict[str, Profile]
     rclone: Path | None = None
+    path: Path | None = None  # where the config file is (or would be)
 
     def profile(self, name: str | None) -> Profile:
         key = name or DEFAULT_PROFILE
@@ -125,8 +126,14 @@ class Config:
             return self.profiles[key]
         except KeyError:
             known = ", ".join(sorted(self.profiles)) or "none"
-            where = f" in {self.source}" if self.source else ""
-            raise ConfigError(f"no profile '{key}'{where} (known profiles: {known})") from None
+            if self.source is None:
+                raise ConfigError(
+                    f"no profile '{key}': there is no config file yet; create {self.path} with a [profiles.{key}] "
+                    'table (storage = "…")'
+                ) from None
+            raise ConfigError(
+                f"no profile '{key}' in {self.source} (known profiles: {known}); add a [profiles.{key}] table"
+            ) from None
 
 
 def is_local_path(storage: str) -> bool:
@@ -135,6 +142,13 @@ def is_local_path(storage: str) -> bool:
         return True
     head = storage.split("/", 1)[0]
     return ":" not in head
+
+
+def normalize_storage(storage: str, base: Path) -> str:
+    """A folder becomes absolute (relative to ``base``: the config file's folder, or the working directory for
+    ``--storage``); an rclone remote path is kept as written."""
+    storage = storage.strip()
+    return str(_resolve_path(storage, base)) if is_local_path(storage) else storage
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], key: str, where: Path) -> Any:
@@ -245,8 +259,7 @@ def parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     _expect(storage, str, f"{key_prefix}.storage", where)
     if not storage.strip():
         raise ConfigError(f"{where}: '{key_prefix}.storage' is empty")
-    if is_local_path(storage):
-        storage = str(_resolve_path(storage, base))
+    storage = normalize_storage(storage, base)
     catalogue = _expect(raw.get("catalogue", "local"), str, f"{key_prefix}.catalogue", where)
     if catalogue not in CATALOGUES:
         raise ConfigError(
@@ -323,7 +336,7 @@ def load_config(home: Home) -> Config:
     """Read ``config.toml`` from the home; raise :class:`ConfigError` with a one-line reason if it is bad."""
     path = home.config_file
     if not path.exists():
-        return Config(source=None, profiles={DEFAULT_PROFILE: default_profile(home)})
+        return Config(source=None, profiles={DEFAULT_PROFILE: default_profile(home)}, path=path)
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -341,4 +354,4 @@ def load_config(home: Home) -> Config:
     raw_profiles = _expect(data.get("profiles", {}), dict, "profiles", path)
     profiles = {name: parse_profile(name, raw, path, base) for name, raw in raw_profiles.items()}
     profiles.setdefault(DEFAULT_PROFILE, default_profile(home))
-    return Config(source=path, profiles=profiles, rclone=rclone)
+    return Config(source=path, profiles=profiles, rclone=rclone, path=path)

@@ -28,7 +28,8 @@ from engine.events import DatasetFinished, EnginePaused, EngineResumed, Event, E
 from engine.gate import DEFAULT_MAX_JOBS, TransferGate
 from engine.home import Home, resolve_home
 from engine.journal import FAILED, Journal
-from engine.model import EngineSnapshot, Mode, RunReport
+from engine.logs import FILE_ONLY
+from engine.model import DatasetState, EngineSnapshot, FileState, Mode, RunReport
 from engine.procs import pid_alive
 from engine.rclone import RcloneDaemon, RcloneError, find_rclone
 from engine.runs import BatchRun, DatasetRun
@@ -147,6 +148,15 @@ class Engine:
         resolve_spec(spec, self.config())
         return spec
 
+    def _ensure_home(self) -> None:
+        try:
+            self.home.ensure()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the data home {self.home.data_dir} ({exc.strerror}); set DATAUPLOADER_HOME to a "
+                "folder you can write"
+            ) from None
+
     # -- runs --------------------------------------------------------------------------------------------
 
     def start_sync(self, spec: DatasetSpec) -> DatasetHandle:
@@ -159,7 +169,7 @@ class Engine:
         if self._closed:
             raise UsageError("the engine is closed")
         resolved = resolve_spec(spec, self.config())
-        self.home.ensure()
+        self._ensure_home()
         with self._lock:
             for h in self._handles.values():
                 if h.run.resolved.key == resolved.key:
@@ -216,13 +226,18 @@ class Engine:
                 journal.end_run(handle.id)  # a stopped (or crashed) sync stays resumable
         self._apply_bwlimit()
         cancelled = isinstance(err, Cancelled)
+        _log_outcome(handle, err)
         self._bus.emit(
             DatasetFinished(
                 dataset_id=handle.id,
                 name=handle.name,
                 report=handle.report,
                 error=str(err) if err is not None and not cancelled else None,
-                action=err.action if err is not None else handle.report.action if handle.report else Action.NONE,
+                action=err.action
+                if err is not None
+                else handle.report.action
+                if handle.report
+                else Action.NONE,
                 cancelled=cancelled,
             )
         )
@@ -270,6 +285,52 @@ class Engine:
             modes = {h.id: h.mode for h in self._handles.values()}
         states = dataset_states(self.home, modes=modes, paused=self.paused)
         return EngineSnapshot(paused=self.paused, datasets=tuple(states))
+
+    def find(
+        self, name: str, *, investigation: str | None = None, profile: str | None = None
+    ) -> DatasetState:
+        """The one dataset called ``name`` (narrowed by investigation and profile when several have that name)."""
+        found = [
+            d
+            for d in self.snapshot().datasets
+            if d.name == name
+            and (investigation is None or d.investigation == investigation)
+            and (profile is None or d.profile == profile)
+        ]
+        if not found:
+            raise UsageError(f"no dataset named '{name}' in the journal; `datauploader status` lists them")
+        if len(found) > 1:
+            places = ", ".join(f"{d.investigation or '-'} [{d.profile}]" for d in found)
+            raise UsageError(
+                f"several datasets are named '{name}' ({places}); give --investigation or --profile"
+            )
+        return found[0]
+
+    def files(self, dataset: DatasetState) -> list[FileState]:
+        """Every file of ``dataset`` with its state, size and reason (refused and skipped entries too)."""
+        with Journal(self.home.journal_file, readonly=True) as journal:
+            out = [
+                FileState(f.rel, f.state, f.size, f.reason, f.verify, f.updated)
+                for f in journal.iter_files(dataset.id)
+            ]
+            out += [
+                FileState(r, "refused", None, why, None, None)
+                for r, why in journal.skipped(dataset.id, refused=True)
+            ]
+            out += [
+                FileState(r, "skipped", None, why, None, None)
+                for r, why in journal.skipped(dataset.id, refused=False)
+            ]
+        return sorted(out, key=lambda f: f.path)
+
+    def forget(self, dataset: DatasetState) -> int:
+        """Drop a dataset from the journal (storage and catalogue untouched): for refused or abandoned entries.
+        Refused while the dataset runs here or in another process."""
+        with self._lock:
+            if dataset.id in self._handles or dataset.running:
+                raise BusyError(f"dataset '{dataset.name}' is running; stop it first")
+            with Journal(self.home.journal_file) as journal:
+                return journal.forget_dataset(dataset.id)
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Events arrive on a thread of their own per subscriber; returns the function that unsubscribes."""
@@ -425,6 +486,32 @@ class Engine:
         for catalogue in catalogues:
             catalogue.close()
         self._bus.close()
+
+
+def _log_outcome(handle: DatasetHandle, err: DataUploaderError | None) -> None:
+    """One line per run in the log: what ran and how it ended (the log is the record of an unattended PC)."""
+    what = f"{handle.mode} of dataset '{handle.name}' (profile {handle.profile})"
+    r = handle.report
+    if isinstance(err, Cancelled):
+        log.info("%s stopped; it resumes at the next start", what, extra=FILE_ONLY)
+    elif err is not None:
+        log.error("%s could not run: %s", what, err, extra=FILE_ONLY)
+    elif r is not None:
+        level = logging.INFO if r.exit_code == 0 else logging.WARNING
+        log.log(
+            level,
+            "%s ended with exit %d: %d/%d files registered, %d uploaded now (%d bytes), %d failed%s, %.1f s",
+            what,
+            r.exit_code,
+            r.files_done,
+            r.files_total,
+            r.files_uploaded,
+            r.bytes_uploaded,
+            len(r.failed),
+            f", {len(r.problems)} problems" if r.problems else "",
+            r.elapsed,
+            extra=FILE_ONLY,
+        )
 
 
 def _spec_json(spec: DatasetSpec) -> str:

@@ -7,12 +7,14 @@ against the configuration and the file system before anything starts, and every 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.bwlimit import valid as bwlimit_valid
-from engine.config import Config, Profile, parse_duration
+from engine.config import Config, Profile, normalize_storage, parse_duration
 from engine.datasets import DatasetRequest
 from engine.errors import DataUploaderError, UsageError
 from engine.model import Mode
@@ -36,6 +38,7 @@ class DatasetSpec:
     settle: float | str | None = None  # seconds or a duration ("2s"); None: the profile's
     bwlimit: str | None = None  # None: the profile's
     transfers: int | None = None  # parallel transfers per batch; None: the profile's
+    storage: str | None = None  # a folder or rclone path instead of the profile's storage
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ def resolve_spec(spec: DatasetSpec, config: Config) -> ResolvedSpec:
         profile = config.profile(spec.profile)
     except DataUploaderError as exc:
         raise _with_field(exc, "profile") from None
+    if _clean(spec.storage):
+        assert spec.storage is not None
+        profile = dataclasses.replace(profile, storage=normalize_storage(spec.storage, Path.cwd()))
     for name, value in (("name", spec.name), ("investigation", _clean(spec.investigation))):
         if value is None:
             continue
