@@ -80,6 +80,10 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--description", metavar="TEXT", help="dataset description")
     p.add_argument("--investigation-description", metavar="TEXT", help="investigation description")
     p.add_argument(
+        "--investigation-title", metavar="TEXT", help="title of the investigation, if it has to be created"
+    )
+    p.add_argument("--pi", metavar="EMAIL", help="principal investigator (default: the investigation's)")
+    p.add_argument(
         "--meta", action="append", default=[], metavar="KEY=VALUE", help="free metadata (repeatable)"
     )
     p.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
@@ -161,6 +165,8 @@ def _dataset_request(args: argparse.Namespace) -> DatasetRequest:
         description=args.description,
         investigation_description=args.investigation_description,
         meta=parse_meta(args.meta),
+        pi=args.pi,
+        investigation_title=args.investigation_title,
     )
 
 
@@ -294,6 +300,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         if not catalogue.needs_login:
             print(f"profile '{profile.name}' uses the {catalogue.name} catalogue, which needs no login")
             return 0
+        catalogue.probe()  # an unreachable or wrong server is said before anyone types a password
         if args.token_stdin:
             token = sys.stdin.read().strip()
             if not token:
