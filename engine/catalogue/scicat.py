@@ -37,14 +37,13 @@ import json
 import logging
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -64,6 +63,12 @@ from engine.catalogue.base import (
     NotPermitted,
     Session,
     TransientError,
+)
+from engine.catalogue.scicat_reasons import (
+    answer_reasons,
+    listing,
+    message_fields,
+    unreachable_reason,
 )
 from engine.config import SciCatSettings, is_local_path
 from engine.credentials import TokenStore
@@ -113,107 +118,9 @@ def _json(r: requests.Response) -> Any:
         return None
 
 
-def _validation_lines(errors: Sequence[Any], prefix: str = "") -> tuple[list[str], list[str]]:
-    """class-validator's ValidationError list → (readable lines, field paths)."""
-    lines: list[str] = []
-    fields: list[str] = []
-    for err in errors:
-        if not isinstance(err, dict):
-            lines.append(str(err))
-            continue
-        prop = f"{prefix}{err.get('property', '?')}"
-        constraints: dict[str, Any] = err["constraints"] if isinstance(err.get("constraints"), dict) else {}
-        for message in constraints.values():
-            text = str(message)
-            lines.append(text if prefix == "" or text.startswith(prop) else f"{prefix}{text}")
-        if constraints and prop not in fields:
-            fields.append(prop)
-        children = err.get("children")
-        if isinstance(children, list) and children:
-            more, names = _validation_lines(children, f"{prop}.")
-            lines += more
-            fields += [n for n in names if n not in fields]
-    return lines, fields
-
-
-def _reasons(payload: Any) -> tuple[list[str], list[str]]:
-    """SciCat's reasons in an error answer, as (readable lines, field names)."""
-    message = payload.get("message") if isinstance(payload, dict) else None
-    if isinstance(message, list):
-        lines = [str(m) for m in message]
-        return lines, _fields(lines)
-    if isinstance(message, str) and message:
-        try:
-            decoded = json.loads(message)
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, list):  # POST /datasets: a JSON-encoded list of class-validator errors
-            return _validation_lines(decoded)
-        return [message], _fields([message])
-    return [], []
-
-
-def _fields(messages: Sequence[str]) -> list[str]:
-    """Field names from class-validator / pydantic style messages ("property foo should not exist",
-    "dataFileList.0.size must be a number") — what the user has to fix."""
-    fields: list[str] = []
-    for m in messages:
-        words = m.split()
-        if len(words) >= 2 and words[0] == "property":
-            name = words[1]
-        elif words:
-            name = words[0]
-        else:
-            continue
-        if name not in fields:
-            fields.append(name)
-    return fields
-
-
-def _listing(lines: Sequence[str]) -> str:
-    return "".join(f"\n  - {line}" for line in lines) if lines else " (no reason given)"
-
-
 def _chunks(items: Sequence[FileEntry], n: int) -> Iterator[Sequence[FileEntry]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and everything it wraps (requests → urllib3 → socket), each once."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None), *getattr(e, "args", ())):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-
-
-def unreachable_reason(exc: requests.RequestException, url: str, read_timeout: float) -> str:
-    """Why ``url`` could not be asked, in words that say what to check: refused, unknown host, no answer."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    where = f"{host}:{parts.port}" if parts.port else host
-    if isinstance(exc, requests.ConnectTimeout):
-        return (
-            f"{where} did not accept a connection within {CONNECT_TIMEOUT:g} s "
-            "(the host is down or a firewall drops the connection)"
-        )
-    if isinstance(exc, requests.ReadTimeout):
-        return f"{where} accepted the connection but did not answer within {read_timeout:g} s"
-    for e in _causes(exc):
-        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
-            return f"the host name '{host}' cannot be resolved (DNS); check the url"
-        if isinstance(e, ConnectionRefusedError):
-            return f"{where} refused the connection: nothing listens there (wrong port, or SciCat is down)"
-        if isinstance(e, ssl.SSLError):
-            return f"the TLS handshake with {where} failed ({e})"
-    return f"{where} is not reachable ({type(exc).__name__})"
 
 
 def storage_path(fs: str) -> str:
@@ -382,7 +289,7 @@ class SciCatCatalogue:
             )
         except requests.RequestException as exc:
             raise TransientError(
-                f"SciCat at {self.url} is not reachable: {unreachable_reason(exc, url, read)}"
+                f"SciCat at {self.url} is not reachable: {unreachable_reason(exc, url, CONNECT_TIMEOUT, read)}"
             ) from None
 
     def _anonymous(self, token: str) -> bool:
@@ -443,7 +350,7 @@ class SciCatCatalogue:
             return payload
         if status == 404 and missing_ok:
             return None
-        lines, fields = _reasons(_json(r))
+        lines, fields = answer_reasons(_json(r))
         text = "; ".join(lines) or r.reason or str(status)
         if status == 401:
             raise AuthError(
@@ -452,7 +359,7 @@ class SciCatCatalogue:
         if status == 403:
             raise NotPermitted(f"SciCat: not permitted ({text})")
         if status in (400, 422):
-            raise InvalidMetadata(f"SciCat refused the request:{_listing(lines)}", fields)
+            raise InvalidMetadata(f"SciCat refused the request:{listing(lines)}", fields)
         if status == 409:
             raise Conflict(f"SciCat: conflict ({text})")
         if status in (408, 425, 429) or status >= 500:
@@ -487,6 +394,10 @@ class SciCatCatalogue:
             return
         if r.status_code == 404 and isinstance(payload, dict) and payload.get("statusCode") == 404:
             return  # a SciCat without the health route answers with its own (NestJS) JSON 404
+        if r.status_code >= 500:  # a proxy's error page while SciCat behind it is down
+            raise TransientError(
+                f"SciCat at {self.url} is not available: GET /health answered {r.status_code}"
+            )
         raise self._not_scicat(r, "GET /health")
 
     def login(self, credentials: Credentials) -> Session:
@@ -772,7 +683,7 @@ class SciCatCatalogue:
         if pi is None and self.settings.api != "v4":
             raise InvalidMetadata(
                 "SciCat needs a principal investigator for a raw dataset and neither --pi nor the investigation "
-                f"names one (account '{session.user}' is a functional account): give --pi EMAIL",
+                f"names one ('{session.user}' is a functional account, not a person): give --pi EMAIL",
                 ["principalInvestigator"],
             )
         meta = self._meta(spec, proposal)
@@ -820,7 +731,7 @@ class SciCatCatalogue:
             reasons = [r.strip() for r in str(error).split(";") if r.strip()] if error else []
             reasons += [str(r) for r in answer.get("reason") or []]
             raise InvalidMetadata(
-                f"SciCat would refuse the dataset's metadata:{_listing(reasons)}", _fields(reasons)
+                f"SciCat would refuse the dataset's metadata:{listing(reasons)}", message_fields(reasons)
             )
 
     def find_dataset(self, spec: DatasetSpec) -> str | None:
