@@ -152,7 +152,11 @@ def lock_dataset(run_dir: Path, profile: str, req: DatasetRequest) -> FileLock:
 
 
 def open_dataset(journal: Journal, profile: Profile, req: DatasetRequest) -> DatasetRecord:
-    """Find or create the journal record; refuse if the profile's storage moved since the dataset started."""
+    """Find or create the journal record; refuse if the profile's storage moved since the dataset started.
+
+    It also remembers, for :func:`ensure_in_catalogue` later in the run, what the journal does not keep: the PI
+    and investigation title of the request, and which fields the request changed (only those are written to a
+    catalogue record that exists already)."""
     rec = journal.find_dataset(profile.name, req.investigation or "", req.name)
     if rec is None:
         rec = journal.create_dataset(
@@ -166,9 +170,8 @@ def open_dataset(journal: Journal, profile: Profile, req: DatasetRequest) -> Dat
             investigation_description=req.investigation_description,
             meta=req.meta,
         )
-        _remember(
-            journal, rec, req, DatasetChanges()
-        )  # a new record: the catalogue gets it whole on creation
+        # A new record: the catalogue gets it whole when the dataset is created there.
+        _remember(journal, rec, req, DatasetChanges())
         return rec
     if rec.storage != redact_fs(profile.storage):
         raise UsageError(
@@ -235,7 +238,8 @@ def ensure_in_catalogue(
 ) -> DatasetRecord:
     """Create the investigation (if allowed and missing), validate the dataset, and create it in the catalogue,
     idempotently. Called before anything is transferred, so bad metadata or a missing permission
-    stops the run while nothing has moved.
+    stops the run while nothing has moved. A dataset the catalogue has already is only written where the user
+    changed something on this run (see :func:`open_dataset`): a catalogue record is curated by people too.
 
     A catalogue that is merely unreachable does not stop the data (an instrument PC's disk fills up whatever the
     catalogue's state): with ``defer_if_unreachable`` the record comes back without a catalogue id, and the

@@ -432,6 +432,8 @@ class SciCatCatalogue:
                         f"[profiles.{self.profile}.scicat], or paste a token with --token-stdin"
                     )
                 raise self._not_scicat(r, f"POST {route}")
+            if 200 <= r.status_code < 300 and not isinstance(payload, dict):
+                raise self._not_scicat(r, f"POST {route}")
             answer = self._answer(r, False)
             token = str((answer or {}).get("access_token") or (answer or {}).get("id") or "")
             if not token:
