@@ -6,14 +6,16 @@ Shared by batch and sync mode so both agree on where a dataset lives and what ma
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import re
+import threading
 import unicodedata
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -27,7 +29,7 @@ from engine.catalogue import (
     TransientError,
 )
 from engine.config import Profile
-from engine.errors import BusyError, UsageError
+from engine.errors import Action, BusyError, UsageError
 from engine.journal import DatasetRecord, Journal
 from engine.names import validate_name
 from engine.storage import join_fs, redact_fs
@@ -63,10 +65,11 @@ class DatasetRequest:
                 raise UsageError(f"metadata value of {key!r} has control characters; remove them")
         if self.pi is not None and not _EMAIL.match(self.pi):
             raise UsageError(
-                f"--pi {self.pi!r} is not an e-mail address; give the PI's e-mail, e.g. --pi a@b.org"
+                f"the principal investigator {self.pi!r} is not an e-mail address (e.g. a.b@example.org)",
+                field="pi",
             )
         if self.investigation_title is not None and not self.investigation_title.strip():
-            raise UsageError("--investigation-title is empty")
+            raise UsageError("the investigation title is empty", field="investigation_title")
         return self
 
     @property
@@ -125,17 +128,22 @@ def parse_meta(pairs: list[str]) -> dict[str, MetaValue]:
 
 @dataclass(frozen=True)
 class _RunRequest:
-    """What a run's request says that the journal does not keep: who the PI is, the investigation's title, and
-    which fields the user changed on this run (so the catalogue is written only there)."""
+    """What a run's request says that the journal does not keep (yet): who the PI is, the investigation's title,
+    which fields the user changed, and their new values. The journal takes the values once the catalogue has
+    them, so a change that did not reach the catalogue (refused, catalogue away, run stopped) is seen again by the
+    next run; and only those fields are written to a catalogue record that exists already."""
 
     pi: str | None
     investigation_title: str | None
     changes: DatasetChanges
+    values: dict[str, Any]
 
 
-# Per open journal, per dataset id: set by open_dataset, read by ensure_in_catalogue later in the same run (also
-# when the catalogue was away at the start and the dataset is created at the first registration).
-_run_requests: weakref.WeakKeyDictionary[Journal, dict[int, _RunRequest]] = weakref.WeakKeyDictionary()
+# Per journal file and dataset id: set by open_dataset, used by ensure_in_catalogue later in the process (the
+# engine opens a dataset to start a run and again inside it; the catalogue may only be reachable at the first
+# registration).
+_run_requests: dict[tuple[str, int], _RunRequest] = {}
+_run_requests_lock = threading.Lock()
 
 
 def lock_dataset(run_dir: Path, profile: str, req: DatasetRequest) -> FileLock:
@@ -154,9 +162,9 @@ def lock_dataset(run_dir: Path, profile: str, req: DatasetRequest) -> FileLock:
 def open_dataset(journal: Journal, profile: Profile, req: DatasetRequest) -> DatasetRecord:
     """Find or create the journal record; refuse if the profile's storage moved since the dataset started.
 
-    It also remembers, for :func:`ensure_in_catalogue` later in the run, what the journal does not keep: the PI
-    and investigation title of the request, and which fields the request changed (only those are written to a
-    catalogue record that exists already)."""
+    For a record that exists, what the request changes (description, investigation description, --meta keys) is
+    returned in the record but written to the journal only by :func:`ensure_in_catalogue`, once the catalogue
+    accepted it; that function also gets what the journal does not keep: the PI and investigation title."""
     rec = journal.find_dataset(profile.name, req.investigation or "", req.name)
     if rec is None:
         rec = journal.create_dataset(
@@ -171,46 +179,53 @@ def open_dataset(journal: Journal, profile: Profile, req: DatasetRequest) -> Dat
             meta=req.meta,
         )
         # A new record: the catalogue gets it whole when the dataset is created there.
-        _remember(journal, rec, req, DatasetChanges())
+        _remember(journal, rec, _RunRequest(req.pi, req.investigation_title, DatasetChanges(), {}))
         return rec
     if rec.storage != redact_fs(profile.storage):
         raise UsageError(
             f"dataset '{req.name}' was uploaded to {rec.storage} but profile '{profile.name}' now points at "
             f"{profile.storage}; use a new dataset name"
         )
-    changes: dict[str, object] = {}
+    values: dict[str, Any] = {}
     if req.description is not None and req.description != rec.description:
-        changes["description"] = req.description
+        values["description"] = req.description
     if (
         req.investigation_description is not None
         and req.investigation_description != rec.investigation_description
     ):
-        changes["investigation_description"] = req.investigation_description
+        values["investigation_description"] = req.investigation_description
     changed_keys = frozenset(k for k, v in req.meta.items() if k not in rec.meta or rec.meta[k] != v)
     if changed_keys:
-        changes["meta"] = {**rec.meta, **req.meta}
-    if changes:
-        rec = journal.update_dataset(rec.id, **changes)
-    _remember(
-        journal,
-        rec,
-        req,
-        DatasetChanges(
-            description="description" in changes,
-            investigation_description="investigation_description" in changes,
-            meta=changed_keys,
-            pi=req.pi is not None,
-        ),
+        values["meta"] = {**rec.meta, **req.meta}
+    changes = DatasetChanges(
+        description="description" in values,
+        investigation_description="investigation_description" in values,
+        meta=changed_keys,
+        pi=req.pi is not None,
     )
-    return rec
+    _remember(journal, rec, _RunRequest(req.pi, req.investigation_title, changes, values))
+    return dataclasses.replace(rec, **values)
 
 
-def _remember(journal: Journal, rec: DatasetRecord, req: DatasetRequest, changes: DatasetChanges) -> None:
-    _run_requests.setdefault(journal, {})[rec.id] = _RunRequest(req.pi, req.investigation_title, changes)
+def _key(journal: Journal, rec: DatasetRecord) -> tuple[str, int]:
+    return str(journal.path), rec.id
+
+
+def _remember(journal: Journal, rec: DatasetRecord, run: _RunRequest) -> None:
+    with _run_requests_lock:
+        _run_requests[_key(journal, rec)] = run
 
 
 def _run_request(journal: Journal, rec: DatasetRecord) -> _RunRequest:
-    return _run_requests.get(journal, {}).get(rec.id) or _RunRequest(None, None, DatasetChanges())
+    with _run_requests_lock:
+        return _run_requests.get(_key(journal, rec)) or _RunRequest(None, None, DatasetChanges(), {})
+
+
+def _applied(journal: Journal, rec: DatasetRecord, run: _RunRequest) -> DatasetRecord:
+    """The catalogue has what the user changed: the journal takes it, and nothing is pending any more."""
+    with _run_requests_lock:
+        _run_requests[_key(journal, rec)] = _RunRequest(run.pi, run.investigation_title, DatasetChanges(), {})
+    return journal.update_dataset(rec.id, **run.values) if run.values else rec
 
 
 def dataset_spec(rec: DatasetRecord, *, created: float | None = None, pi: str | None = None) -> DatasetSpec:
@@ -261,13 +276,16 @@ def _ensure_in_catalogue(catalogue: Catalogue, journal: Journal, rec: DatasetRec
     # The investigation first: whether it exists (or may be created) is the first thing a user must fix, and the
     # dataset's validation depends on it (SciCat takes the owner group from the proposal).
     run = _run_request(journal, rec)
+    rec = dataclasses.replace(rec, **run.values)  # what the user asked for now, not yet in the journal
     if rec.investigation:
         inv = catalogue.get_investigation(rec.investigation)
         if inv is None:
             if not catalogue.can_create_investigations:
                 raise NotPermitted(
                     f"investigation '{rec.investigation}' does not exist in the {catalogue.name} catalogue and "
-                    "this account may not create it; pick an existing one (datauploader investigations)"
+                    "this account may not create it",
+                    field="investigation",
+                    action=Action.PICK_INVESTIGATION,
                 )
             catalogue.create_investigation(
                 Investigation(
@@ -291,4 +309,4 @@ def _ensure_in_catalogue(catalogue: Catalogue, journal: Journal, rec: DatasetRec
         rec = journal.update_dataset(rec.id, catalogue_id=pid)
     elif run.changes:
         catalogue.update_dataset(rec.catalogue_id, spec, run.changes)
-    return rec
+    return _applied(journal, rec, run)

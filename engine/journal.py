@@ -8,7 +8,9 @@ dataset of a million files stays fast; every query that the upload loop runs is 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -18,7 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from engine.errors import Action, UsageError
+from engine.home import private_dir, private_file
+from engine.model import Progress
+
+SCHEMA_VERSION = 2
 
 # File states, in the order a file normally passes through them.
 DISCOVERED = "discovered"  # seen at the source; needs (re)hashing and uploading
@@ -68,6 +74,7 @@ CREATE TABLE IF NOT EXISTS files (
     verify TEXT,
     registered_sha256 TEXT,
     updated REAL NOT NULL,
+    stored_mtime REAL,  -- modification time on storage when verified (what `verify` compares where no hash exists)
     UNIQUE (dataset_id, rel)
 );
 CREATE INDEX IF NOT EXISTS files_by_state ON files (dataset_id, state, id);
@@ -81,6 +88,25 @@ CREATE TABLE IF NOT EXISTS registering (
     started REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS registering_by_dataset ON registering (dataset_id);
+-- Entries at the source that are not uploaded (engine.sources.Skipped): FIFOs, links to folders, and refused names.
+-- Kept so `status` and the run's summary can list them; replaced by each full scan of the dataset.
+CREATE TABLE IF NOT EXISTS skipped (
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    rel TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    refused INTEGER NOT NULL DEFAULT 0,
+    seen REAL NOT NULL,
+    PRIMARY KEY (dataset_id, rel)
+);
+-- Runs in progress: what was started (the spec, to resume a sync after a crash or "quit now") and by which process.
+-- Removed when a run ends by itself; a row whose process is gone marks a sync to resume.
+CREATE TABLE IF NOT EXISTS runs (
+    dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
+    mode TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS progress (
     dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
     pid INTEGER NOT NULL,
@@ -96,6 +122,12 @@ CREATE TABLE IF NOT EXISTS progress (
     updated REAL NOT NULL
 );
 """
+
+
+class JournalDamaged(UsageError):
+    """The journal file cannot be read as a journal; ``datauploader repair`` rebuilds it."""
+
+    action = Action.REPAIR
 
 
 @dataclass(frozen=True)
@@ -135,6 +167,7 @@ class FileRecord:
     stored_hash: str | None
     verify: str | None
     registered_sha256: str | None
+    stored_mtime: float | None = None
 
 
 @dataclass
@@ -166,25 +199,9 @@ class ScanResult:
     changed: int
 
 
-@dataclass(frozen=True)
-class Progress:
-    dataset_id: int
-    pid: int
-    phase: str
-    files_total: int
-    files_done: int
-    bytes_total: int
-    bytes_done: int
-    rate: float
-    eta: float | None
-    failed: int
-    started: float
-    updated: float
-
-
 _FILE_COLS = (
     "id, rel, source, size, mtime_ns, sha256, alt_hash, state, attempts, reason, writing, "
-    "stored_size, stored_sha256, stored_hash, verify, registered_sha256"
+    "stored_size, stored_sha256, stored_hash, verify, registered_sha256, stored_mtime"
 )
 _DATASET_COLS = (
     "id, profile, investigation, name, storage, target, catalogue, catalogue_id, description, "
@@ -202,6 +219,17 @@ def _dataset(row: Sequence[Any]) -> DatasetRecord:
     values = list(row)
     values[10] = json.loads(values[10])
     return DatasetRecord(*values)
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return True
+    text = str(exc)
+    return any(
+        s in text
+        for s in ("file is not a database", "malformed", "no such column", "no such table", "corrupt")
+    )
 
 
 def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
@@ -222,20 +250,75 @@ class Journal:
     run while a writer commits.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """``readonly``: for looking only (``status``), also where the home is not writable. A journal that cannot
+        be opened for writing (another user's, a read-only disk) is then opened read-only instead."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        if readonly:
+            with self._guard():
+                try:
+                    self._db = self._connect()
+                    self._setup()
+                except sqlite3.OperationalError:
+                    self._db = sqlite3.connect(
+                        f"file:{path}?mode=ro",
+                        uri=True,
+                        timeout=30,
+                        check_same_thread=False,
+                        isolation_level=None,
+                    )
+            return
+        private_dir(path.parent)
+        private_file(path)
+        with self._guard():
+            self._db = self._connect()
+            self._setup()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+
+    def _setup(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode never corrupts; a power cut may lose the last commits, which only means a file
         # is checked again on storage at the next run (every step is idempotent).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
+
+    def _migrate(self) -> None:
+        """Bring a journal written by an older version up to date, in place (new columns only)."""
+        cols = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "stored_mtime" not in cols:
+            self._db.execute("ALTER TABLE files ADD COLUMN stored_mtime REAL")
+        self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A damaged database file (truncated, overwritten, not SQLite at all) becomes one clear error that says
+        what to do, instead of a traceback from deep inside a run."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise self._damaged(str(exc)) from None
+            raise
+
+    def _damaged(self, detail: str) -> JournalDamaged:
+        return JournalDamaged(
+            f"the journal {self.path} is damaged ({detail}); run `datauploader repair` to move it aside and "
+            "rebuild it (nothing on the storage is changed)"
+        )
+
+    def integrity(self) -> None:
+        """A full check of the database file (reads all of it: for ``repair``, not for every run)."""
+        problems = [str(r[0]) for r in self._query("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise self._damaged("; ".join(problems[:3]))
 
     def close(self) -> None:
         with self._lock:
@@ -249,17 +332,18 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
+        with self._lock, self._guard():
             return self._db.execute(sql, args).fetchall()
 
     # -- datasets ---------------------------------------------------------------------------------------
@@ -473,6 +557,7 @@ class Journal:
             "stored_size",
             "stored_sha256",
             "stored_hash",
+            "stored_mtime",
             "verify",
             "registered_sha256",
         }
@@ -545,6 +630,85 @@ class Journal:
                     (dataset_id, *chunk),
                 )
         return n
+
+    def record_skipped(
+        self, dataset_id: int, entries: Sequence[tuple[str, str, bool]], *, replace: bool = False
+    ) -> None:
+        """Remember ``(rel, reason, refused)`` entries the scan did not upload; ``replace`` forgets older ones (a
+        full scan saw everything there is)."""
+        now = time.time()
+        with self.transaction() as db:
+            if replace:
+                db.execute("DELETE FROM skipped WHERE dataset_id=?", (dataset_id,))
+            db.executemany(
+                "INSERT OR REPLACE INTO skipped (dataset_id, rel, reason, refused, seen) VALUES (?,?,?,?,?)",
+                [(dataset_id, rel, reason, int(refused), now) for rel, reason, refused in entries],
+            )
+
+    def skipped(self, dataset_id: int, *, refused: bool, limit: int = 100_000) -> list[tuple[str, str]]:
+        """(rel, reason) of the dataset's skipped (``refused=False``) or refused entries."""
+        return [
+            (str(rel), str(reason))
+            for rel, reason in self._query(
+                "SELECT rel, reason FROM skipped WHERE dataset_id=? AND refused=? ORDER BY rel LIMIT ?",
+                (dataset_id, int(refused), limit),
+            )
+        ]
+
+    # -- runs (for resuming) -------------------------------------------------------------------------------
+
+    def begin_run(self, dataset_id: int, mode: str, spec: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs (dataset_id, mode, spec, pid, started) VALUES (?,?,?,?,?)",
+                (dataset_id, mode, spec, os.getpid(), time.time()),
+            )
+
+    def end_run(self, dataset_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM runs WHERE dataset_id=?", (dataset_id,))
+
+    def runs(self) -> list[tuple[int, str, str, int]]:
+        """(dataset id, mode, spec as JSON, pid) of every run begun and not ended."""
+        return [
+            (int(a), str(b), str(c), int(d))
+            for a, b, c, d in self._query("SELECT dataset_id, mode, spec, pid FROM runs")
+        ]
+
+    def retry_failed(self, dataset_id: int) -> int:
+        """Failed files get another chance: back to discovered, attempts reset."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE files SET state=?, attempts=0, reason=NULL, updated=? WHERE dataset_id=? AND state=?",
+                (DISCOVERED, time.time(), dataset_id, FAILED),
+            )
+            return max(0, cur.rowcount)
+
+    def delete_dataset_if_empty(self, dataset_id: int) -> None:
+        """Forget a dataset record that never got a file (a start that found nothing to upload)."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM files WHERE dataset_id=? LIMIT 1", (dataset_id,)).fetchone():
+                return
+            if db.execute("SELECT 1 FROM skipped WHERE dataset_id=? LIMIT 1", (dataset_id,)).fetchone():
+                return
+            for table in ("progress", "runs", "registering"):
+                db.execute(f"DELETE FROM {table} WHERE dataset_id=?", (dataset_id,))
+            db.execute("DELETE FROM datasets WHERE id=?", (dataset_id,))
+
+    def verification_kinds(self, dataset_id: int) -> set[str]:
+        """How the dataset's registered files were checked on storage (``sha256``, ``md5``, ``size``, ...)."""
+        return {
+            str(v)
+            for (v,) in self._query(
+                "SELECT DISTINCT coalesce(verify, 'size') FROM files WHERE dataset_id=? AND state=?",
+                (dataset_id, REGISTERED),
+            )
+        }
+
+    def count_refused(self, dataset_id: int) -> int:
+        return int(
+            self._query("SELECT count(*) FROM skipped WHERE dataset_id=? AND refused=1", (dataset_id,))[0][0]
+        )
 
     def counts(self, dataset_id: int) -> Counts:
         c = Counts()

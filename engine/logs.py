@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from engine.home import Home
+from engine.home import Home, private_dir, private_file
 
 _SECRET = re.compile(r"(?i)((?:pass(?:word)?|token|secret|key|authorization)\s*[=:]\s*)(['\"]?)[^'\"\s,]+")
 
@@ -22,22 +26,46 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(home: Home, *, verbose: int = 0, console: bool = True) -> None:
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The log names every file of every dataset: readable by the user only (0600), rotated files included."""
+
+    def _open(self) -> Any:
+        private_file(Path(self.baseFilename))
+        return super()._open()
+
+
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr, after letting the CLI's progress line clear itself (a warning must not stick to its end)."""
+
+    def __init__(self, before: Callable[[], None] | None) -> None:
+        super().__init__()
+        self.before = before
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.before is not None:
+            self.before()
+        super().emit(record)
+
+
+def setup_logging(
+    home: Home, *, verbose: int = 0, console: bool = True, before_console: Callable[[], None] | None = None
+) -> None:
+    """The log file (always) and, for the CLI, stderr. Frozen windowed apps have no stderr: ``console=False``."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
     for h in list(root.handlers):
         root.removeHandler(h)
     redact = RedactingFilter()
-    home.log_dir.mkdir(parents=True, exist_ok=True)
-    fileh = logging.handlers.RotatingFileHandler(
+    private_dir(home.log_dir)
+    fileh = _PrivateRotatingFileHandler(
         home.log_dir / "datauploader.log", maxBytes=10 << 20, backupCount=5, encoding="utf-8"
     )
     fileh.setLevel(logging.DEBUG if verbose else logging.INFO)
     fileh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
     fileh.addFilter(redact)
     root.addHandler(fileh)
-    if console:
-        con = logging.StreamHandler()
+    if console and sys.stderr is not None:
+        con = _ConsoleHandler(before_console)
         con.setLevel(logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
         con.setFormatter(logging.Formatter("datauploader: %(levelname)s: %(message)s"))
         con.addFilter(redact)

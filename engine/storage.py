@@ -15,11 +15,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import StorageError
+from engine.backoff import backoff
+from engine.errors import StorageError, StorageUnreachableError
+from engine.gate import TransferGate
 from engine.rclone.daemon import RcloneDaemon, RcloneError
+from engine.rclone.errors import PERMANENT, TRANSIENT, classify
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,20 @@ VERIFY_HASHES = ("sha256", "sha1", "md5")
 class RemoteFile:
     size: int
     hash: str | None
+    mtime: float | None = None  # epoch seconds, when asked for (size-only backends: what `verify` compares)
+
+
+def parse_time(text: str) -> float | None:
+    """rclone's RFC 3339 times with up to nanoseconds (``2026-11-27T12:33:01.123456789Z``) to epoch seconds."""
+    try:
+        main, _, rest = text.partition(".")
+        if rest:
+            digits = "".join(c for c in rest if c.isdigit())
+            zone = rest[len(digits) :]
+            text = f"{main}.{digits[:6]}{zone}"
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -89,13 +107,45 @@ class Storage:
         run_dir: Path,
         transfers: int | None = None,
         checkers: int | None = None,
+        gate: TransferGate | None = None,
     ) -> None:
         self.daemon = daemon
+        self.gate = gate or TransferGate()
         self.root = root
         self.run_dir = run_dir
         self.transfers = transfers
         self.checkers = checkers
         self._info: StorageInfo | None = None
+
+    def probe_waiting(
+        self,
+        target: str,
+        *,
+        limit: float,
+        stop: threading.Event,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> StorageInfo:
+        """:meth:`probe`, waiting with back-off up to ``limit`` seconds while the storage is unreachable (an
+        unattended sync started during a network blip must not die of it). ``on_wait`` hears the reason."""
+        deadline = time.monotonic() + limit
+        attempt = 0
+        while True:
+            try:
+                return self.probe(target)
+            except StorageUnreachableError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StorageUnreachableError(
+                        f"{exc}; gave up after waiting {limit:.0f} s (profile key wait_for_storage); "
+                        "run the same command again when it is back"
+                    ) from None
+                delay = min(backoff(attempt), left)
+                attempt += 1
+                log.warning("%s; trying again in %.0f s", exc, delay)
+                if on_wait is not None:
+                    on_wait(str(exc))
+                if stop.wait(delay):
+                    raise KeyboardInterrupt from None
 
     def fs(self, *parts: str) -> str:
         return join_fs(self.root, *parts)
@@ -104,14 +154,21 @@ class Storage:
         return redact_fs(self.fs(*parts))
 
     def probe(self, target: str) -> StorageInfo:
-        """Check the storage is usable and create ``target`` on it; :class:`StorageError` (exit 2) if not."""
+        """Check the storage is usable and create ``target`` on it: :class:`StorageUnreachableError` if it does not
+        answer (wait and try again), :class:`StorageError` (exit 2) if it answers no (misconfigured)."""
         if self._info is not None:
             return self._info
         try:
             info = self.daemon.call("operations/fsinfo", fs=self.root)
             self.daemon.call("operations/mkdir", fs=self.root, remote=target)
         except RcloneError as exc:
-            raise StorageError(f"storage '{redact_fs(self.root)}' is not usable: {exc.message}") from None
+            c = classify(exc.message)
+            if c.kind == TRANSIENT:
+                raise StorageUnreachableError(
+                    f"storage '{redact_fs(self.root)}' is not reachable: {exc.message}"
+                ) from None
+            reason = c.reason if c.kind == PERMANENT else exc.message
+            raise StorageError(f"storage '{redact_fs(self.root)}' is not usable: {reason}") from None
         hashes = tuple(str(h) for h in info.get("Hashes") or ())
         verify = next((h for h in VERIFY_HASHES if h in hashes), None)
         self._info = StorageInfo(
@@ -141,10 +198,21 @@ class Storage:
             path.unlink(missing_ok=True)
 
     def list(
-        self, fs: str, names: Sequence[str] | None = None, hash_type: str | None = None
+        self,
+        fs: str,
+        names: Sequence[str] | None = None,
+        hash_type: str | None = None,
+        *,
+        mod_times: bool = False,
     ) -> dict[str, RemoteFile]:
-        """Files below ``fs`` (all, or only ``names``) with size and, if asked, hash. Missing folder → {}."""
-        opt: dict[str, Any] = {"recurse": True, "filesOnly": True, "noModTime": True, "noMimeType": True}
+        """Files below ``fs`` (all, or only ``names``) with size and, if asked, hash and modification time.
+        A missing folder is an empty one."""
+        opt: dict[str, Any] = {
+            "recurse": True,
+            "filesOnly": True,
+            "noModTime": not mod_times,
+            "noMimeType": True,
+        }
         if hash_type:
             opt.update(showHash=True, hashTypes=[hash_type])
         params: dict[str, Any] = {"fs": fs, "remote": "", "opt": opt}
@@ -164,7 +232,8 @@ class Storage:
         for item in out.get("list") or ():
             hashes = item.get("Hashes") or {}
             value = hashes.get(hash_type) if hash_type else None
-            result[item["Path"]] = RemoteFile(size=int(item["Size"]), hash=value or None)
+            mtime = parse_time(str(item["ModTime"])) if mod_times and item.get("ModTime") else None
+            result[item["Path"]] = RemoteFile(size=int(item["Size"]), hash=value or None, mtime=mtime)
         return result
 
     def copy(
@@ -176,7 +245,8 @@ class Storage:
         on_bytes: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
     ) -> CopyOutcome:
-        """Copy ``names`` (relative to ``src_root``) to ``dst_fs`` as one rclone job."""
+        """Copy ``names`` (relative to ``src_root``) to ``dst_fs`` as one rclone job, in one of the gate's slots.
+        The job is stopped when ``stop`` is set or the gate closes (pause)."""
         config = dict(_COPY_CONFIG)
         if self.transfers:
             config["Transfers"] = self.transfers
@@ -184,7 +254,13 @@ class Storage:
             config["Checkers"] = self.checkers
         outcome = CopyOutcome()
         t0 = time.perf_counter()
-        with self._file_list(names) as lst:
+        stop = stop or threading.Event()
+        gate = self.gate
+
+        def cancel() -> bool:
+            return stop.is_set() or gate.paused
+
+        with gate.slot(stop), self._file_list(names) as lst:
             job = self.daemon.call(
                 "sync/copy",
                 srcFs=str(src_root),
@@ -201,7 +277,7 @@ class Storage:
                     stats = self.daemon.call("core/stats", group=group)
                     on_bytes(int(stats.get("bytes", 0)))
 
-            status = self.daemon.wait_job(jobid, on_poll=poll, stop=stop)
+            status = self.daemon.wait_job(jobid, on_poll=poll, cancel=cancel)
         log.debug("copy job %s: %d files in %.3f s", jobid, len(names), time.perf_counter() - t0)
         try:
             stats = self.daemon.call("core/stats", group=group)
@@ -218,8 +294,36 @@ class Storage:
             outcome.error = str(status["error"])
         return outcome
 
-    def put(self, local: Path, dst_fs: str, name: str) -> None:
-        """Upload one local file (e.g. the dataset manifest) to ``dst_fs/name``."""
+    def hashsum(self, fs: str, names: Sequence[str], hash_type: str = "sha256") -> dict[str, str]:
+        """``hash_type`` of ``names`` below ``fs`` computed by reading them back (downloading, on a remote): the
+        proof of identity where the backend keeps no hash of its own. Costs a full read of each file."""
+        if not names:
+            return {}
+        with self._file_list(names) as lst:
+            out = self.daemon.call(
+                "operations/hashsum", fs=fs, hashType=hash_type, download=True, _filter={"FilesFrom0": [lst]}
+            )
+        found: dict[str, str] = {}
+        for line in out.get("hashsum") or ():
+            value, _, name = str(line).partition("  ")
+            if name and value and not value.startswith("ERROR"):
+                found[name] = value.strip()
+        return found
+
+    def fetch(self, fs: str, name: str, local_dir: Path) -> Path:
+        """Download ``fs/name`` into ``local_dir`` (a small file: the manifest)."""
+        self.daemon.call(
+            "operations/copyfile", srcFs=fs, srcRemote=name, dstFs=str(local_dir), dstRemote=name
+        )
+        return local_dir / name
+
+    def put(self, local: Path, dst_fs: str, name: str, *, stop: threading.Event | None = None) -> None:
+        """Upload one local file (a lone small file of a sync, the dataset manifest) to ``dst_fs/name``. It takes
+        a slot of the gate like a job, but once started it finishes (it is small)."""
+        with self.gate.slot(stop or threading.Event()):
+            self._put(local, dst_fs, name)
+
+    def _put(self, local: Path, dst_fs: str, name: str) -> None:
         self.daemon.call(
             "operations/copyfile",
             srcFs=str(local.parent),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from engine.errors import DataUploaderError, UsageError
+from engine.errors import Action, DataUploaderError, UsageError
 
 # A metadata value as the user typed it, typed: text, a number, or a quantity ``{"value": 300, "unit": "K"}``
 # (SciCat's form for numbers with units). See :func:`engine.datasets.parse_meta`.
@@ -23,7 +23,9 @@ class CatalogueError(DataUploaderError):
 
 
 class AuthError(CatalogueError, UsageError):
-    """Not logged in, wrong password, or the session expired: run ``datauploader login``."""
+    """Not logged in, wrong password, or the session expired: log in (again)."""
+
+    action = Action.LOG_IN
 
 
 class NotPermitted(CatalogueError, UsageError):
@@ -33,8 +35,15 @@ class NotPermitted(CatalogueError, UsageError):
 class InvalidMetadata(CatalogueError, UsageError):
     """The catalogue refused the dataset's metadata; ``fields`` names what to fix."""
 
-    def __init__(self, message: str, fields: Sequence[str] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        fields: Sequence[str] = (),
+        *,
+        field: str | None = None,
+        action: Action | None = None,
+    ) -> None:
+        super().__init__(message, field=field, action=action)
         self.fields = tuple(fields)
 
 

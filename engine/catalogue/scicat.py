@@ -72,6 +72,7 @@ from engine.catalogue.scicat_reasons import (
 )
 from engine.config import SciCatSettings, is_local_path
 from engine.credentials import TokenStore
+from engine.errors import Action
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ OFFLINE_SESSION_TTL = 60.0  # how long a session read from the token alone (serv
 CONNECT_TIMEOUT = 5.0  # seconds to establish a connection; reads wait `timeout` from the profile
 PROBE_TIMEOUT = 15.0  # at most this long for the health check before a login asks for a password
 STORE_RECHECK = 30.0  # a running process looks for a newer login in the token store at most this often
+INDEX_IDLE = 300.0  # a dataset's file index unused this long is read from SciCat again (others may edit it too)
 BLOCK_PAGE_FILES = 20_000  # about this many file entries per page when reading a dataset's origdatablocks
 DATA_FILE_KEYS = ("path", "size", "time", "chk", "uid", "gid", "perm", "type")  # what a block entry may hold
 
@@ -162,6 +164,7 @@ class _Index:
     entries: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     size: int = 0
     files: int = 0
+    used: float = field(default_factory=time.monotonic)
 
     def add(self, block_id: str, files: Sequence[dict[str, Any]], block_size: int) -> None:
         for f in files:
@@ -204,11 +207,6 @@ class SciCatCatalogue:
 
     # -- HTTP ------------------------------------------------------------------------------------------------
 
-    @property
-    def login_hint(self) -> str:
-        option = "" if self.profile == "default" else f" --profile {self.profile}"
-        return f"run `datauploader login{option}`"
-
     def _datasets_url(self) -> str:
         return f"{self._v4 if self.settings.api == 'v4' else self._v3}/datasets"
 
@@ -241,17 +239,14 @@ class SciCatCatalogue:
                     token = self._token = stored
             rejected = token is not None and token == self._rejected
         if token is None:
-            raise AuthError(f"not logged in to SciCat at {self.url}; {self.login_hint}")
+            raise AuthError(f"not logged in to SciCat at {self.url}")
         if rejected:
             raise AuthError(
-                f"SciCat at {self.url} no longer accepts the login (it expired or was revoked): log in again; "
-                f"{self.login_hint}"
+                f"SciCat at {self.url} no longer accepts the login (it expired or was revoked): log in again"
             )
         if _expired(token):
             exp = jwt.expiry(token) or 0.0
-            raise AuthError(
-                f"the SciCat login expired at {time.strftime('%H:%M', time.localtime(exp))}; {self.login_hint}"
-            )
+            raise AuthError(f"the SciCat login expired at {time.strftime('%H:%M', time.localtime(exp))}")
         return token
 
     def _reject(self, token: str) -> str | None:
@@ -332,8 +327,7 @@ class SciCatCatalogue:
                     token, retried = fresh, True
                     continue
                 raise AuthError(
-                    f"SciCat at {self.url} no longer accepts the login (it expired or was revoked): "
-                    f"log in again; {self.login_hint}"
+                    f"SciCat at {self.url} no longer accepts the login (it expired or was revoked): log in again"
                 )
             return self._answer(r, missing_ok)
 
@@ -353,9 +347,7 @@ class SciCatCatalogue:
         lines, fields = answer_reasons(_json(r))
         text = "; ".join(lines) or r.reason or str(status)
         if status == 401:
-            raise AuthError(
-                f"SciCat did not accept the login (session expired or revoked); {self.login_hint}"
-            )
+            raise AuthError("SciCat did not accept the login (session expired or revoked)")
         if status == 403:
             raise NotPermitted(f"SciCat: not permitted ({text})")
         if status in (400, 422):
@@ -525,8 +517,7 @@ class SciCatCatalogue:
             fresh = self._reject(token)
             if fresh is None:
                 raise AuthError(
-                    f"SciCat at {self.url} no longer accepts the login (it expired or was revoked): log in again; "
-                    f"{self.login_hint}"
+                    f"SciCat at {self.url} no longer accepts the login (it expired or was revoked): log in again"
                 ) from None
             token, session = fresh, self._fetch_session(fresh)
         with self._lock:
@@ -537,7 +528,7 @@ class SciCatCatalogue:
         session = self.session()
         if session is None:
             self._current_token()  # raises the precise AuthError (not logged in / expired / rejected)
-            raise AuthError(f"SciCat did not accept the login; {self.login_hint}")
+            raise AuthError("SciCat did not accept the login")
         return session
 
     # -- investigations = proposals ----------------------------------------------------------------------------
@@ -555,8 +546,9 @@ class SciCatCatalogue:
             found = self._call("GET", f"{self._v3}/proposals/{quote(proposal_id, safe='')}", missing_ok=True)
         except NotPermitted:
             raise NotPermitted(
-                f"investigation '{proposal_id}' exists in SciCat but your account has no access to it; "
-                "pick one of yours (datauploader investigations)"
+                f"investigation '{proposal_id}' exists in SciCat but your account has no access to it",
+                field="investigation",
+                action=Action.PICK_INVESTIGATION,
             ) from None
         proposal = found if isinstance(found, dict) and found.get("proposalId") else None
         if proposal is not None:
@@ -588,10 +580,11 @@ class SciCatCatalogue:
             # A proposal needs a title and its proposer's e-mail; DataUploader never makes them up (the account's
             # own e-mail and the id are not what the facility's records should show).
             raise InvalidMetadata(
-                f"investigation '{investigation.id}' does not exist in SciCat: pick an existing one "
-                "(datauploader investigations), or, with an account that may create proposals, give "
-                "--investigation-title TEXT and --pi EMAIL to create it",
+                f"investigation '{investigation.id}' does not exist in SciCat; to create it (with an account that "
+                "may create proposals) give its title and PI (--investigation-title TEXT --pi EMAIL)",
                 [f for f, v in (("title", investigation.title), ("pi_email", investigation.pi)) if not v],
+                field="investigation_title" if not investigation.title else "pi",
+                action=Action.PICK_INVESTIGATION,
             )
         body: dict[str, Any] = {
             "proposalId": investigation.id,
@@ -610,7 +603,9 @@ class SciCatCatalogue:
             self.can_create_investigations = False
             raise NotPermitted(
                 f"investigation '{investigation.id}' does not exist in SciCat and account '{session.user}' may not "
-                "create proposals; pick an existing one (datauploader investigations)"
+                "create proposals",
+                field="investigation",
+                action=Action.PICK_INVESTIGATION,
             ) from None
         except Conflict:
             self._proposals.pop(investigation.id, None)
@@ -687,6 +682,7 @@ class SciCatCatalogue:
                 "SciCat needs a principal investigator for a raw dataset and neither --pi nor the investigation "
                 f"names one ('{session.user}' is a functional account, not a person): give --pi EMAIL",
                 ["principalInvestigator"],
+                field="pi",
             )
         meta = self._meta(spec, proposal)
         body: dict[str, Any] = {
@@ -891,7 +887,8 @@ class SciCatCatalogue:
         """What the dataset lists, read from SciCat once per run. Reading the dataset first makes sure the login
         is still accepted: an anonymous caller would be shown no blocks at all, not an error."""
         index = self._indexes.get(dataset_id)
-        if index is not None:
+        if index is not None and time.monotonic() - index.used < INDEX_IDLE:
+            index.used = time.monotonic()
             return index
         if current is None:
             self._get_dataset(dataset_id)

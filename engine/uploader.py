@@ -1,34 +1,41 @@
-"""Batch mode: everything under the given paths, uploaded, verified and registered as one dataset.
+"""Uploading the pending files of one dataset: batches, two lanes, back-off — shared by batch and sync mode.
 
-The run is a loop over the journal, not over the file system: scan → merge into the journal → for each batch of
-pending files, hash (overlapped with the previous batch's transfer) → transfer + verify → register. Because all
-state lives in the journal, the same command after a crash or Ctrl-C resumes where the last one stopped, and the
-same command after success moves nothing. While the storage is unreachable the run backs off and retries (for
-``retry_for``, default 12 h) rather than failing files that only need to wait.
+The loop is over the journal, not over the file system: for each batch of pending files, hash (overlapped with
+the previous batch's transfer) → transfer + verify → register. Because all state lives in the journal, a run
+after a crash or a stop resumes where the last one stopped, and a run after success moves nothing. While the
+storage is unreachable the uploader backs off and retries (for ``retry_for``) rather than failing files that only
+need to wait; while the engine is paused it waits for the gate to open.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine.catalogue import AuthError, CatalogueError, TransientError, require_session
-from engine.config import load_config
-from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
-from engine.home import Home
-from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord, Journal
-from engine.progress import ProgressCallback, ProgressTracker
-from engine.registration import complete_dataset, register_verified
-from engine.rules import rules_from_options
-from engine.session import RunContext, open_run
-from engine.sources import resolve_roots, scan
+from engine.backoff import backoff
+from engine.catalogue import AuthError, CatalogueError, TransientError
+from engine.context import RunContext
+from engine.datasets import ensure_in_catalogue
+from engine.events import (
+    CatalogueReachable,
+    CatalogueUnreachable,
+    FileFailed,
+    FileVerified,
+    LoginExpired,
+    LoginExpiring,
+    StorageReachable,
+    StorageUnreachable,
+)
+from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord
+from engine.model import Phase
+from engine.progress import ProgressTracker
+from engine.registration import register_verified
 from engine.transfer import BatchResult, BatchTransfer
 
 log = logging.getLogger(__name__)
@@ -39,48 +46,51 @@ MIN_BATCH_FILES = 100
 MIN_BATCH_BYTES = 64 << 20
 LANES = 2
 MAX_ATTEMPTS = 5
-BACKOFF_FIRST = 2.0
-BACKOFF_MAX = 300.0
-
-
-@dataclass(frozen=True)
-class UploadRequest:
-    paths: Sequence[str]
-    dataset: DatasetRequest
-    profile: str | None = None
-    bwlimit: str | None = None
-    transfers: int | None = None
 
 
 @dataclass
-class UploadReport:
-    dataset_id: int
-    name: str
-    location: str
-    files_total: int = 0
-    bytes_total: int = 0
-    files_done: int = 0
-    files_uploaded: int = 0
-    bytes_uploaded: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    complete: bool = False
-    elapsed: float = 0.0
+class PassOutcome:
+    """What one pass over the pending files met: enough to back off sensibly and to say why, naming files."""
 
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.complete and not self.failed else 1
+    reachable: bool = True
+    full: bool = False
+    retries: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files to try again
 
+    def add(self, result: BatchResult) -> None:
+        self.reachable &= not result.transient
+        self.full |= result.full
+        self.retries += [(item.rec.rel, reason) for item, reason, _ in result.retry]
 
-def backoff(attempt: int) -> float:
-    """Exponential back-off with ±20 % jitter, so many uploaders do not hammer a recovering server in step."""
-    return min(BACKOFF_MAX, BACKOFF_FIRST * 2.0**attempt) * random.uniform(0.8, 1.2)
+    def describe(self, limit: int = 3) -> str:
+        """One line for the log: the cause, and which files wait for it."""
+        if not self.retries:
+            return "storage not reachable" if not self.reachable else "nothing to retry"
+        causes: dict[str, list[str]] = {}
+        for rel, reason in self.retries:
+            causes.setdefault(reason, []).append(rel)
+        parts = []
+        for reason, rels in list(causes.items())[:limit]:
+            names = ", ".join(rels[:limit]) + (f" and {len(rels) - limit} more" if len(rels) > limit else "")
+            parts.append(f"{names}: {reason}")
+        what = "storage full" if self.full else "storage not reachable" if not self.reachable else "retry"
+        return f"{what}: {len(self.retries)} file(s) to try again ({'; '.join(parts)})"
 
 
 class DatasetUploader:
-    """Uploads the pending files of one dataset; shared by batch mode and (per batch) sync mode."""
+    """Uploads the pending files of one dataset; shared by batch mode and (per batch) sync mode.
+
+    ``stop`` ends the work now (rclone jobs are stopped, files in flight stay "uploading" and resume next time).
+    Events (file verified/failed, storage and catalogue away/back, login expiring/expired) go to ``ctx.emit``.
+    """
 
     def __init__(
-        self, ctx: RunContext, rec: DatasetRecord, tracker: ProgressTracker, stop: threading.Event
+        self,
+        ctx: RunContext,
+        rec: DatasetRecord,
+        tracker: ProgressTracker,
+        stop: threading.Event,
+        *,
+        wait_when_full: bool = False,
     ) -> None:
         self.ctx = ctx
         self.journal = ctx.journal
@@ -88,6 +98,7 @@ class DatasetUploader:
         self.tracker = tracker
         self.stop = stop
         info = ctx.storage.probe(rec.target)
+        self.verification = info.verify_hash or "size"
         # Half the cores: hashing runs while rclone copies, and rclone needs CPU too (measured on 2 cores: a
         # second hashing thread slows a 2,000-file copy job by ~25 %, one thread costs nothing).
         workers = max(1, min(4, (os.cpu_count() or 2) // 2))
@@ -101,13 +112,14 @@ class DatasetUploader:
             alt_hash=info.verify_hash if info.verify_hash not in (None, "sha256") else None,
             max_attempts=MAX_ATTEMPTS,
             stop=stop,
+            wait_when_full=wait_when_full,
         )
-        self.uploaded_files = 0
-        self.uploaded_bytes = 0
+        self.uploaded: dict[int, int] = {}  # file id → size of every file this run verified
         self._count_lock = threading.Lock()
         self._register_lock = threading.Lock()
         self.register_error: CatalogueError | None = None  # why the last registration attempt failed
         self._expiry_warned: float | None = None
+        self.storage_away = False
 
     def close(self) -> None:
         self.hash_pool.shutdown(wait=True, cancel_futures=True)
@@ -145,51 +157,98 @@ class DatasetUploader:
 
     # -- the loop ----------------------------------------------------------------------------------------
 
-    def one_pass(self) -> bool:
+    def one_pass(self) -> PassOutcome:
         """Upload every pending file once, with up to ``LANES`` batches in flight.
 
         Two lanes keep rclone busy: while one batch is being verified and registered, the next one copies.
-        Returns False when the storage looked unreachable (the caller backs off), True otherwise.
+        The outcome says whether the storage looked unreachable (the caller backs off) and what needs retrying.
         """
-        reachable = True
+        outcome = PassOutcome()
         in_flight: deque[Future[BatchResult]] = deque()
         with ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="lane") as lanes:
             try:
                 for n, batch in enumerate(self._batches()):
-                    if self.stop.is_set() or not reachable:
+                    if self.stop.is_set() or not outcome.reachable or self.ctx.gate.paused:
                         break
                     in_flight.append(lanes.submit(self._one_batch, batch, n))
                     while len(in_flight) >= LANES:
-                        reachable &= not in_flight.popleft().result().transient
+                        outcome.add(in_flight.popleft().result())
                 for fut in in_flight:
-                    reachable &= not fut.result().transient
+                    outcome.add(fut.result())
             except BaseException:
-                # Ctrl-C lands here, in the main thread: tell the lanes to stop their rclone jobs now rather
-                # than letting the pool wait for them to finish.
+                # An abort (or an error) lands here: tell the lanes to stop their rclone jobs now rather than
+                # letting the pool wait for them to finish.
                 self.stop.set()
                 raise
-        return reachable
+        self._note_storage(outcome)
+        return outcome
 
     def _one_batch(self, batch: list[FileRecord], n: int) -> BatchResult:
         result = self.transfer.run(batch, on_bytes=lambda b: self.tracker.set_in_flight(b, n))
         self.tracker.set_in_flight(0, n)
         with self._count_lock:
-            self.uploaded_files += len(result.verified)
-            self.uploaded_bytes += result.bytes_moved
-        if result.failed:
-            self.tracker.add_failed(len(result.failed))
+            self.uploaded.update((i.rec.id, i.digest.size) for i in result.verified)
+        emit, rec = self.ctx.emit, self.rec
+        for item in result.verified:
+            emit(
+                FileVerified(
+                    dataset_id=rec.id,
+                    path=item.rec.rel,
+                    size=item.digest.size,
+                    verification=self.verification,
+                )
+            )
+        for item, reason in result.failed:
+            emit(
+                FileFailed(dataset_id=rec.id, name=rec.name, path=item.rec.rel, reason=reason, permanent=True)
+            )
+        for item, reason, _ in result.retry:
+            if reason != "interrupted":
+                emit(
+                    FileFailed(
+                        dataset_id=rec.id, name=rec.name, path=item.rec.rel, reason=reason, permanent=False
+                    )
+                )
         self.register()
+        self.tracker.refresh()
         return result
+
+    def _note_storage(self, outcome: PassOutcome) -> None:
+        """Storage away / back again, once per change (the tray notifies when it stays away)."""
+        away = not outcome.reachable
+        if away == self.storage_away:
+            return
+        self.storage_away = away
+        rec = self.rec
+        if away:
+            reason = outcome.retries[0][1] if outcome.retries else "the storage did not answer"
+            self.ctx.emit(StorageUnreachable(dataset_id=rec.id, name=rec.name, reason=reason))
+        else:
+            self.ctx.emit(StorageReachable(dataset_id=rec.id, name=rec.name))
+
+    def wait_while_paused(self) -> bool:
+        """Block while the engine is paused (phase "paused"); False if stopped meanwhile."""
+        if not self.ctx.gate.paused:
+            return not self.stop.is_set()
+        before = self.tracker.phase
+        self.tracker.set_phase(Phase.PAUSED)
+        ok = self.ctx.gate.wait_open(self.stop)
+        self.tracker.set_phase(before)
+        return ok
 
     def run(self, retry_for: float) -> None:
         """Passes until nothing is pending, backing off while the storage is away (at most ``retry_for`` s)."""
         deadline = time.monotonic() + retry_for
         attempt = 0
         while not self.stop.is_set():
+            if not self.wait_while_paused():
+                return
             done_before = self.journal.counts(self.rec.id).done
-            reachable = self.one_pass()
+            outcome = self.one_pass()
             if self.stop.is_set() or not self.has_pending():
                 return
+            if self.ctx.gate.paused:
+                continue  # interrupted by a pause, not by trouble: wait for resume, then go on at once
             if self.journal.counts(self.rec.id).done > done_before:
                 attempt = 0  # progress: the storage is back, start backing off from scratch
             if time.monotonic() >= deadline:
@@ -197,15 +256,11 @@ class DatasetUploader:
                 return
             delay = backoff(attempt)
             attempt += 1
-            self.tracker.set_phase("waiting for storage" if not reachable else "retrying")
-            log.warning(
-                "%s; retrying in %.0f s",
-                "storage not reachable" if not reachable else "some files need another try",
-                delay,
-            )
+            self.tracker.set_phase(Phase.WAITING_FOR_STORAGE if not outcome.reachable else Phase.RETRYING)
+            log.warning("%s; retrying in %.0f s", outcome.describe(), delay)
             if self.stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
                 return
-            self.tracker.set_phase("uploading")
+            self.tracker.set_phase(Phase.UPLOADING)
 
     def _give_up(self, retry_for: float) -> None:
         stuck = list(self.journal.iter_files(self.rec.id, (DISCOVERED, UPLOADING)))
@@ -225,8 +280,9 @@ class DatasetUploader:
     def register(self) -> None:
         """Register whatever is verified. While the catalogue is unreachable or the login has expired the files
         stay queued (verified) in the journal and the upload goes on; a later call — the next batch, sync's
-        periodic retry, the next run — sends them, with the token a ``datauploader login`` stored meanwhile."""
+        periodic retry, the next run — sends them, with the token a new login stored meanwhile."""
         catalogue = self.ctx.catalogue
+        before = self.register_error
         try:
             with self._register_lock:  # two lanes must never register the same page of files
                 if self.rec.catalogue_id is None:  # the catalogue was away when the run started
@@ -235,25 +291,30 @@ class DatasetUploader:
                     )
                 n = register_verified(self.journal, catalogue, self.rec)
         except AuthError as exc:
-            if not isinstance(self.register_error, AuthError):
+            if not isinstance(before, AuthError):
                 log.warning("registration postponed, the files stay queued: %s", exc)
+                self.ctx.emit(LoginExpired(profile=self.ctx.profile.name))
             self.register_error = exc
             return
         except TransientError as exc:
             log.warning("catalogue unreachable, registration postponed: %s", exc)
+            if not isinstance(before, TransientError):
+                self.ctx.emit(CatalogueUnreachable(profile=self.ctx.profile.name, reason=str(exc)))
             self.register_error = exc
             return
         except CatalogueError as exc:
-            if str(exc) != str(self.register_error):
+            if str(exc) != str(before):
                 log.error("the catalogue refused the registration: %s", exc)
             self.register_error = exc
             return
-        if isinstance(self.register_error, AuthError):
+        if isinstance(before, AuthError):
             log.warning("logged in again: the queued registrations were sent")
+        if isinstance(before, TransientError):
+            self.ctx.emit(CatalogueReachable(profile=self.ctx.profile.name))
         self.register_error = None
         self.check_login()
         if n:
-            self.tracker.set_totals(**self.totals())
+            self.tracker.refresh()
 
     def check_login(self) -> None:
         """Warn once per token when the catalogue login is about to expire: there is no refresh token, so a
@@ -268,13 +329,16 @@ class DatasetUploader:
         if left <= float(getattr(catalogue, "expiry_warning", 600.0)):
             self._expiry_warned = session.expires
             log.warning(
-                "the %s login of %s expires in %d min (at %s); run `datauploader login%s` to keep registering "
+                "the %s login of %s (profile '%s') expires in %d min (at %s); log in again to keep registering "
                 "(uploads go on meanwhile)",
                 catalogue.name,
                 session.user,
+                self.ctx.profile.name,
                 max(0, int(left // 60)),
                 time.strftime("%H:%M", time.localtime(session.expires)),
-                "" if self.ctx.profile.name == "default" else f" --profile {self.ctx.profile.name}",
+            )
+            self.ctx.emit(
+                LoginExpiring(profile=self.ctx.profile.name, user=session.user, expires=session.expires)
             )
 
     def has_unregistered(self) -> bool:
@@ -290,7 +354,7 @@ class DatasetUploader:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self.tracker.set_phase("waiting for catalogue")
+            self.tracker.set_phase(Phase.WAITING_FOR_CATALOGUE)
             if self.stop.wait(min(backoff(attempt), left)):
                 return
             attempt += 1
@@ -300,121 +364,13 @@ class DatasetUploader:
         """Why verified files are not registered, for the report (exit 1)."""
         err = self.register_error
         if isinstance(err, AuthError):
-            name = self.ctx.profile.name
-            option = "" if name == "default" else f" --profile {name}"
             return (
-                f"uploaded but not registered yet: not logged in to the {self.ctx.catalogue.name} catalogue "
-                f"(or the login expired); run `datauploader login{option}`, then the same command again"
+                f"uploaded but not registered yet: not logged in to the {self.ctx.catalogue.name} catalogue of "
+                f"profile '{self.ctx.profile.name}' (or the login expired); log in, then run again"
             )
         if err is not None and not isinstance(err, TransientError):
             return f"uploaded but not registered: {err}"
-        return "uploaded but not registered yet (catalogue unreachable); run the same command again"
-
-    def totals(self) -> dict[str, int]:
-        c = self.journal.counts(self.rec.id)
-        return {
-            "files": c.files,
-            "nbytes": c.bytes,
-            "files_done": c.done,
-            "bytes_done": c.bytes_done,
-            "failed": c.failed,
-        }
+        return "uploaded but not registered yet (catalogue unreachable); run again"
 
     def has_pending(self) -> bool:
         return bool(self.journal.files_in_state(self.rec.id, (DISCOVERED, UPLOADING), limit=1))
-
-
-def upload(
-    home: Home,
-    request: UploadRequest,
-    *,
-    progress: ProgressCallback | None = None,
-    stop: threading.Event | None = None,
-) -> UploadReport:
-    """Upload ``request.paths`` as one dataset; see the module docstring for the flow."""
-    started = time.monotonic()
-    home.ensure()
-    profile = load_config(home).profile(request.profile)
-    rules = rules_from_options(profile.options, f"profile '{profile.name}'")
-    req = request.dataset.validated()
-    roots = resolve_roots(request.paths)
-    stop = stop or threading.Event()
-    with Journal(home.journal_file) as journal:
-        ctx = open_run(home, journal, request.profile, request.bwlimit, request.transfers)
-        try:
-            require_session(ctx.catalogue, profile.name)
-            lock = lock_dataset(home.run_dir, profile.name, req)
-            try:
-                # The whole scan is staged before anything is created or moved: a collision is a usage error.
-                journal.stage_scan(
-                    (f.rel, str(f.path(roots)), f.size, f.mtime_ns) for f in scan(roots, rules)
-                )
-                ctx.ready()
-                return _upload_dataset(ctx, req, progress, stop, started)
-            finally:
-                lock.release()
-        finally:
-            ctx.close()
-
-
-def _upload_dataset(
-    ctx: RunContext,
-    req: DatasetRequest,
-    progress: ProgressCallback | None,
-    stop: threading.Event,
-    started: float,
-) -> UploadReport:
-    journal, storage = ctx.journal, ctx.storage
-    storage.probe(req.target)
-    rec = open_dataset(journal, ctx.profile, req)
-    scan_result = journal.merge_scan(rec.id)
-    log.info(
-        "dataset %s: %d files at the source, %d new, %d changed",
-        rec.name,
-        scan_result.total,
-        scan_result.new,
-        scan_result.changed,
-    )
-    rec = ensure_in_catalogue(ctx.catalogue, journal, rec)
-    if journal.files_in_state(rec.id, (DISCOVERED, UPLOADING, VERIFIED), limit=1):
-        rec = journal.update_dataset(rec.id, state="open")
-    tracker = ProgressTracker(journal, rec.id, progress)
-    up = DatasetUploader(ctx, rec, tracker, stop)
-    reason: str | None = None
-    try:
-        tracker.set_totals(**up.totals())
-        tracker.set_phase("uploading")
-        up.register()  # anything verified by a run that died before registering it
-        up.run(ctx.retry_for)
-        up.flush_registrations(ctx.retry_for)
-        if not stop.is_set():
-            tracker.set_phase("finishing")
-            rec, reason = complete_dataset(
-                journal, ctx.catalogue, storage, journal.get_dataset(rec.id), ctx.home.run_dir
-            )
-    finally:
-        up.close()
-        tracker.publish(force=True)
-        tracker.finish()
-    if stop.is_set():
-        raise KeyboardInterrupt
-    counts = journal.counts(rec.id)
-    report = UploadReport(
-        dataset_id=rec.id,
-        name=rec.name,
-        location=storage.display_fs(rec.target),
-        files_total=counts.files,
-        bytes_total=counts.bytes,
-        files_done=counts.done,
-        files_uploaded=up.uploaded_files,
-        bytes_uploaded=up.uploaded_bytes,
-        complete=rec.state == "complete",
-    )
-    report.failed = [(f.rel, f.reason or "unknown") for f in journal.failures(rec.id)]
-    pending = counts.files - counts.done - counts.failed
-    if pending:
-        report.failed.append((f"({pending} files)", up.pending_reason()))
-    if reason:
-        report.failed.append(("ro-crate-metadata.json", reason))
-    report.elapsed = time.monotonic() - started
-    return report
