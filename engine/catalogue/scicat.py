@@ -81,7 +81,7 @@ OFFLINE_SESSION_TTL = 60.0  # how long a session read from the token alone (serv
 CONNECT_TIMEOUT = 5.0  # seconds to establish a connection; reads wait `timeout` from the profile
 PROBE_TIMEOUT = 15.0  # at most this long for the health check before a login asks for a password
 STORE_RECHECK = 30.0  # a running process looks for a newer login in the token store at most this often
-INDEX_IDLE = 300.0  # a dataset's file index unused this long is read from SciCat again (others may edit it too)
+INDEX_IDLE = 300.0  # an index unused this long is read from SciCat again (people edit datasets too)
 BLOCK_PAGE_FILES = 20_000  # about this many file entries per page when reading a dataset's origdatablocks
 DATA_FILE_KEYS = ("path", "size", "time", "chk", "uid", "gid", "perm", "type")  # what a block entry may hold
 
