@@ -5,8 +5,6 @@ Both front ends (the ``datauploader`` CLI and the tray applet) use only what thi
 speaks in. Nothing here imports a GUI toolkit, so the engine runs unattended on a server or under a service manager.
 """
 
-__version__ = "0.2.0"
-
 from engine.catalogue import Credentials, Investigation, Session
 from engine.config import parse_duration
 from engine.core import DatasetHandle, Engine, ProfileInfo
@@ -40,9 +38,11 @@ from engine.events import (
 from engine.home import Home, resolve_home
 from engine.logs import setup_logging
 from engine.model import DatasetState, EngineSnapshot, FailedFile, Mode, Phase, RunReport
+from engine.settings_file import ProfileSettings, SettingsError, read_settings, save_settings
 from engine.spec import DatasetSpec
 from engine.status import STATUS_VERSION
 from engine.status import to_json as status_json
+from engine.version import __version__
 
 __all__ = [
     "STATUS_VERSION",
@@ -75,9 +75,11 @@ __all__ = [
     "Mode",
     "Phase",
     "ProfileInfo",
+    "ProfileSettings",
     "ProgressUpdate",
     "RunReport",
     "Session",
+    "SettingsError",
     "StorageReachable",
     "StorageUnreachable",
     "StorageUnreachableError",
@@ -85,7 +87,9 @@ __all__ = [
     "__version__",
     "parse_duration",
     "parse_meta",
+    "read_settings",
     "resolve_home",
+    "save_settings",
     "setup_logging",
     "status_json",
 ]

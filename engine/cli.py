@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="read every file back and compare its sha256 (slow; any storage)",
     )
     sub.add_parser("repair", help="move a damaged journal aside and rebuild it (never changes the storage)")
-    tr = sub.add_parser("tray", help="start the tray applet (the same as datauploader-tray)")
-    tr.add_argument("--profile", metavar="NAME", help=argparse.SUPPRESS)
+    for name, (helptext, _) in _plugins().items():
+        pp = sub.add_parser(name, help=helptext)
+        pp.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     for choice in sub.choices.values():  # -v works after the sub-command too
         choice.add_argument(
             "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
@@ -277,18 +278,31 @@ def cmd_repair(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tray(engine: Engine, args: argparse.Namespace) -> int:
-    engine.close()  # the tray makes its own engine, on its own threads
-    from tray.app import main as tray_main
+PLUGIN_GROUP = "datauploader.commands"
 
-    return int(tray_main([]) or 0)
+
+def _plugins() -> dict[str, tuple[str, Callable[[], Callable[[list[str]], int]]]]:
+    """Sub-commands other packages add (the tray adds ``tray``): the engine never imports a front end, front ends
+    register themselves. ``name → (help, loader of main(argv) -> exit code)``."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, tuple[str, Callable[[], Callable[[list[str]], int]]]] = {}
+    for ep in entry_points(group=PLUGIN_GROUP):
+        helptext = ep.value.split(":")[0].rsplit(".", 1)[0]
+        found[ep.name] = (f"start the {ep.name} ({helptext})", ep.load)
+    return found
+
+
+def _plugin(engine: Engine, args: argparse.Namespace) -> int:
+    engine.close()  # the plugin makes its own engine, on its own threads
+    main = _plugins()[args.command][1]()
+    return int(main(list(args.rest)) or 0)
 
 
 _COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
     "status": cmd_status,
     "verify": cmd_verify,
     "repair": cmd_repair,
-    "tray": cmd_tray,
     **CATALOGUE_COMMANDS,
 }
 
@@ -321,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Engine(home) as engine:
             if args.command in ("upload", "sync"):
                 return _run(engine, args, line)
-            return _COMMANDS[args.command](engine, args)
+            return _COMMANDS.get(args.command, _plugin)(engine, args)
     except Cancelled:
         print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

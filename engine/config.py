@@ -265,7 +265,7 @@ def _parse_scicat(raw: Any, key_prefix: str, where: Path) -> SciCatSettings:
     return SciCatSettings(**values)
 
 
-def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
+def parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     key_prefix = f"profiles.{name}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: '{key_prefix}' must be a table ([{key_prefix}])")
@@ -369,6 +369,6 @@ def load_config(home: Home) -> Config:
     if "rclone" in data:
         rclone = _resolve_path(_expect(data["rclone"], str, "rclone", path), base)
     raw_profiles = _expect(data.get("profiles", {}), dict, "profiles", path)
-    profiles = {name: _parse_profile(name, raw, path, base) for name, raw in raw_profiles.items()}
+    profiles = {name: parse_profile(name, raw, path, base) for name, raw in raw_profiles.items()}
     profiles.setdefault(DEFAULT_PROFILE, default_profile(home))
     return Config(source=path, profiles=profiles, rclone=rclone)

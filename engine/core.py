@@ -215,15 +215,15 @@ class Engine:
             if not isinstance(err, Cancelled):
                 journal.end_run(handle.id)  # a stopped (or crashed) sync stays resumable
         self._apply_bwlimit()
+        cancelled = isinstance(err, Cancelled)
         self._bus.emit(
             DatasetFinished(
                 dataset_id=handle.id,
                 name=handle.name,
                 report=handle.report,
-                error=str(err) if err is not None else None,
-                action=err.action
-                if err is not None
-                else (handle.report.action if handle.report else Action.NONE),
+                error=str(err) if err is not None and not cancelled else None,
+                action=err.action if err is not None else handle.report.action if handle.report else Action.NONE,
+                cancelled=cancelled,
             )
         )
 

@@ -7,11 +7,11 @@ against the configuration and the file system before anything starts, and every 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.bwlimit import valid as bwlimit_valid
 from engine.config import Config, Profile, parse_duration
 from engine.datasets import DatasetRequest
 from engine.errors import DataUploaderError, UsageError
@@ -19,11 +19,6 @@ from engine.model import Mode
 from engine.names import validate_name
 from engine.rules import FileRules, rules_from_options
 from engine.sources import SourceRoot, resolve_roots
-
-# rclone's --bwlimit: "off", "10M", "10M:1M" (upload:download), or a timetable "08:00,10M 20:00,off",
-# "Mon-08:00,512k Sat-00:00,off"; rclone itself has the last word when the run applies it.
-_RATE = r"(?:off|\d+(?:\.\d+)?[bBkKMGTP]?i?(?::\d+(?:\.\d+)?[bBkKMGTP]?i?)?)"
-_BWLIMIT = re.compile(rf"^{_RATE}$|^(?:(?:[A-Za-z]{{3}}-)?\d{{1,2}}:\d\d,{_RATE}\s*)+$")
 
 
 @dataclass(frozen=True)
@@ -115,7 +110,7 @@ def resolve_spec(spec: DatasetSpec, config: Config) -> ResolvedSpec:
         except UsageError as exc:
             raise _with_field(exc, "settle") from None
     bwlimit = _clean(spec.bwlimit) or profile.bwlimit
-    if bwlimit is not None and not _BWLIMIT.match(bwlimit.strip()):
+    if bwlimit is not None and not bwlimit_valid(bwlimit):
         raise UsageError(
             f"bandwidth limit {bwlimit!r} is not valid rclone syntax (e.g. 10M, '08:00,5M 20:00,off')",
             field="bwlimit",
