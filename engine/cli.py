@@ -93,6 +93,10 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--description", metavar="TEXT", help="dataset description")
     p.add_argument("--investigation-description", metavar="TEXT", help="investigation description")
     p.add_argument(
+        "--investigation-title", metavar="TEXT", help="title of the investigation, if it has to be created"
+    )
+    p.add_argument("--pi", metavar="EMAIL", help="principal investigator (default: the investigation's)")
+    p.add_argument(
         "--meta", action="append", default=[], metavar="KEY=VALUE", help="free metadata (repeatable)"
     )
     p.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
@@ -180,6 +184,8 @@ def _spec(args: argparse.Namespace, mode: str) -> DatasetSpec:
         description=args.description,
         investigation_description=args.investigation_description,
         meta=parse_meta(args.meta),
+        pi=args.pi,
+        investigation_title=args.investigation_title,
         profile=args.profile,
         mode="sync" if mode == "sync" else "batch",
         settle=getattr(args, "settle", None),

@@ -70,6 +70,7 @@ def cmd_login(engine: Engine, args: argparse.Namespace) -> int:
     if not info.needs_login:
         print(f"profile '{profile.name}' uses the {info.catalogue} catalogue, which needs no login")
         return 0
+    engine.probe_catalogue(profile=profile.name)  # an unreachable or wrong server is said before the password
     session = engine.login(_credentials(args), profile=profile.name)
     print(f"logged in to the {info.catalogue} catalogue of profile '{profile.name}'")
     _print_session(session)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,11 @@ class SciCatSettings:
     owner_group: str | None = None  # default: the proposal's ownerGroup
     access_groups: tuple[str, ...] = ()  # default: the proposal's accessGroups
     creation_location: str | None = None  # default: "/DataUploader/<host name>"
-    source_folder: str | None = None  # the storage root as the facility sees it; default: the storage path
+    # The dataset's folder as the facility's archive sees it: a template over {investigation}, {dataset} and
+    # {target} (= "<investigation>/<dataset>" or "<dataset>"), e.g. "/gpfs/raw/{investigation}/{dataset}"; a value
+    # without placeholders is the root the target is appended to. Default: the storage path without connection
+    # parameters or credentials.
+    source_folder: str | None = None
     keywords: tuple[str, ...] = ()
     block_files: int = 10_000  # files per origdatablock (SciCat's limit is 10,000)
     expiry_warning: float = 600.0  # warn this many seconds before the login token expires
@@ -211,6 +216,29 @@ _SCICAT_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+SOURCE_FOLDER_FIELDS = ("investigation", "dataset", "target")
+
+
+def _check_source_folder(template: str, key: str, where: Path) -> None:
+    """A template mistake must show when the config is read, not as a broken catalogue entry hours later."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: '{key}' is not a valid template ({exc}); write e.g. \"/raw/{{investigation}}/{{dataset}}\""
+        ) from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in SOURCE_FOLDER_FIELDS or spec or conversion:
+            raise ConfigError(
+                f"{where}: '{key}' uses {{{name}}}; only {', '.join('{' + f + '}' for f in SOURCE_FOLDER_FIELDS)} "
+                "may appear in it"
+            )
+    if not template.strip():
+        raise ConfigError(f"{where}: '{key}' is empty")
+
+
 def _parse_scicat(raw: Any, key_prefix: str, where: Path) -> SciCatSettings:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: '{key_prefix}' must be a table ([{key_prefix}])")
@@ -243,6 +271,8 @@ def _parse_scicat(raw: Any, key_prefix: str, where: Path) -> SciCatSettings:
         values["expiry_warning"] = parse_duration(
             values["expiry_warning"], f"{where}: '{key_prefix}.expiry_warning'"
         )
+    if "source_folder" in values:
+        _check_source_folder(values["source_folder"], f"{key_prefix}.source_folder", where)
     if "timeout" in values and values["timeout"] <= 0:
         raise ConfigError(f"{where}: '{key_prefix}.timeout' must be more than 0 seconds")
     values["url"] = url.rstrip("/")

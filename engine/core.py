@@ -341,6 +341,10 @@ class Engine:
 
     # -- catalogue ---------------------------------------------------------------------------------------
 
+    def probe_catalogue(self, *, profile: str | None = None) -> None:
+        """Check that the profile's catalogue answers and is what the profile says, before asking for a password."""
+        self._catalogue(self.config().profile(profile)).probe()
+
     def login(self, credentials: Credentials, *, profile: str | None = None) -> Session:
         return self._catalogue(self.config().profile(profile)).login(credentials)
 

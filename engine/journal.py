@@ -142,7 +142,7 @@ class DatasetRecord:
     catalogue_id: str | None
     description: str | None
     investigation_description: str | None
-    meta: dict[str, str]
+    meta: dict[str, Any]  # --meta values, typed (text, numbers, {"value", "unit"})
     state: str
     manifest_sha256: str | None
     created: float
@@ -376,7 +376,7 @@ class Journal:
         catalogue: str,
         description: str | None,
         investigation_description: str | None,
-        meta: dict[str, str],
+        meta: dict[str, Any],
     ) -> DatasetRecord:
         now = time.time()
         with self.transaction() as db:

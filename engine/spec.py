@@ -32,7 +32,9 @@ class DatasetSpec:
     investigation: str | None = None
     description: str | None = None
     investigation_description: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # typed values: see engine.datasets.parse_meta
+    pi: str | None = None  # principal investigator's e-mail; None: the investigation's
+    investigation_title: str | None = None  # used only when the investigation has to be created
     profile: str | None = None  # None: "default"
     mode: Mode = "sync"
     settle: float | str | None = None  # seconds or a duration ("2s"); None: the profile's
@@ -93,6 +95,8 @@ def resolve_spec(spec: DatasetSpec, config: Config) -> ResolvedSpec:
         description=_clean(spec.description),
         investigation_description=_clean(spec.investigation_description),
         meta=dict(spec.meta),
+        pi=_clean(spec.pi),
+        investigation_title=_clean(spec.investigation_title),
     )
     try:
         request.validated()
