@@ -88,7 +88,7 @@ class SciCatSettings:
     source_folder: str | None = None
     keywords: tuple[str, ...] = ()
     block_files: int = 10_000  # files per origdatablock (SciCat's limit is 10,000)
-    expiry_warning: float = 600.0  # warn this many seconds before the login token expires
+    expiry_warning: float = 1800.0  # warn this many seconds before the login token expires
     timeout: float = 60.0  # seconds to wait for one answer
 
 

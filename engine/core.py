@@ -28,6 +28,7 @@ from engine.events import DatasetFinished, EnginePaused, EngineResumed, Event, E
 from engine.gate import DEFAULT_MAX_JOBS, TransferGate
 from engine.home import Home, resolve_home
 from engine.journal import FAILED, Journal
+from engine.logins import LoginWatch
 from engine.logs import FILE_ONLY
 from engine.model import DatasetState, EngineSnapshot, FileState, Mode, RunReport
 from engine.procs import pid_alive
@@ -39,6 +40,8 @@ from engine.storage import Storage, redact_fs
 from engine.sync import EventFilter, SyncRun
 
 log = logging.getLogger(__name__)
+
+LOGIN_CHECK = 5.0  # seconds between looks at the catalogue logins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +121,7 @@ class Engine:
         self._event_filter = event_filter
         self._closed = False
         self._ticker: threading.Thread | None = None
+        self._logins = LoginWatch()
         self._tick_stop = threading.Event()
 
     def __enter__(self) -> Engine:
@@ -334,7 +338,9 @@ class Engine:
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Events arrive on a thread of their own per subscriber; returns the function that unsubscribes."""
-        return self._bus.subscribe(callback)
+        unsubscribe = self._bus.subscribe(callback)
+        self._ensure_ticker()  # login warnings are wanted with or without runs
+        return unsubscribe
 
     def emit(self, event: Event) -> None:
         self._bus.emit(event)
@@ -464,8 +470,23 @@ class Engine:
             self._ticker.start()
 
     def _tick(self) -> None:
-        while not self._tick_stop.wait(30.0):
-            self._apply_bwlimit()
+        """Every few seconds: catalogue logins (cheap: adapters answer from their cache); every 30 s: the
+        bandwidth timetable."""
+        beats = 0
+        while not self._tick_stop.wait(LOGIN_CHECK):
+            beats += 1
+            if beats % int(30 / LOGIN_CHECK) == 0:
+                self._apply_bwlimit()
+            self._check_logins()
+
+    def _check_logins(self) -> None:
+        try:
+            profiles = [p for p in self.config().profiles.values() if p.catalogue != "local"]
+        except DataUploaderError:
+            return  # a config being edited: next time
+        for profile in profiles:
+            for event in self._logins.check(profile.name, self._catalogue(profile)):
+                self._bus.emit(event)
 
     # -- the end -----------------------------------------------------------------------------------------
 

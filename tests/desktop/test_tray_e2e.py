@@ -22,6 +22,7 @@ from PIL import Image, ImageChops
 
 from tests.conftest import REPO, tree_bytes
 from tests.desktop.harness import Desktop, wait_until
+from tests.fake_scicat import FakeSciCat, FakeUser
 
 # The real tray over the real engine (python -m tray is what the datauploader-tray entry point runs).
 TRAY = [sys.executable, "-m", "tray"]
@@ -247,20 +248,31 @@ def test_failure_attention_activity_quit_and_resume(
     assert again.wait_exit() == 0
 
 
-@pytest.mark.skip(reason="moving from the fake engine onto the real engine + fake SciCat (this session)")
 @pytest.mark.parametrize("backend", ["gtk"])
 def test_login_settings_expiry_and_single_instance(
     tray_desktop: Desktop, backend: str, artifacts: Path, tmp_path: Path, trays: list[Tray]
 ) -> None:
+    """A SciCat profile against the fake SciCat (real HTTP on 127.0.0.1): log in through the dialog, the login's
+    expiry and its end are each notified once, Settings keeps the file's comments, a second tray is refused."""
     d = tray_desktop
     home = tmp_path / "home"
+    sc = FakeSciCat([FakeUser("anna", "secret", "anna@example.org", ("p1234",))], token_lifetime=20).start()
+    try:
+        _login_flow(d, home, backend, artifacts, trays, sc)
+    finally:
+        sc.stop()
+
+
+def _login_flow(
+    d: Desktop, home: Path, backend: str, artifacts: Path, trays: list[Tray], sc: FakeSciCat
+) -> None:
     _config(
         home,
         "# written by facility IT; keep this comment\n"
         '[profiles.default]\nstorage = "storage"  # the beamline disk\n'
-        'catalogue = "scicat"\n\n[profiles.default.scicat]\nurl = "http://127.0.0.1:9/api/v3"\n',
+        f'catalogue = "scicat"\n\n[profiles.default.scicat]\nurl = "{sc.url}"\n',
     )
-    tray = Tray(d, home, backend, artifacts, env={"FAKE_LOGIN_SECONDS": "7"})
+    tray = Tray(d, home, backend, artifacts, env={"DATAUPLOADER_TOKEN_STORE": "file"})
     trays.append(tray)
     idle = tray.icon()
 
@@ -283,8 +295,8 @@ def test_login_settings_expiry_and_single_instance(
     d.key("Return")
     d.window_gone(wid)
     d.wait_for_notify(r"expires in")
-    d.wait_for_notify(r"has expired", timeout=30)
-    time.sleep(4.5)  # the engine repeats both every 2 s: the tray still notified once each
+    d.wait_for_notify(r"has expired", timeout=60)
+    time.sleep(6)  # the engine looks at the login every 5 s: still one notification each
     login_calls = [c.body for c in d.notify_calls() if "login" in c.body]
     assert len(login_calls) == 2, login_calls
     tray.wait_icon_changes(idle)
