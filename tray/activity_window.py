@@ -49,18 +49,22 @@ class ActivityWindow:
         self.datasets.heading("#0", text="Dataset")
         for c, title, w in zip(cols, ("State", "Progress", "Rate / time left"), (140, 230, 170), strict=True):
             self.datasets.heading(c, text=title)
-            self.datasets.column(c, width=w, stretch=c == "progress")
-        self.datasets.column("#0", width=180)
+            self.datasets.column(c, width=w, minwidth=w // 2, stretch=True)
+        self.datasets.column("#0", width=180, minwidth=90, stretch=True)
         self.datasets.pack(fill="both", expand=True)
         self.datasets.bind("<<TreeviewSelect>>", lambda _e: self._show_failures())
 
         ttk.Label(body, text="Failed files of the selected dataset").pack(anchor="w", pady=(PAD, 0))
-        self.failures = ttk.Treeview(body, columns=("reason",), height=5, selectmode="none")
+        self.failures = ttk.Treeview(body, columns=("reason",), height=5, selectmode="browse")
         self.failures.heading("#0", text="File")
         self.failures.heading("reason", text="Reason")
-        self.failures.column("#0", width=200)
-        self.failures.column("reason", width=520)
+        self.failures.column("#0", width=200, minwidth=100, stretch=True)
+        self.failures.column("reason", width=520, minwidth=200, stretch=True)
         self.failures.pack(fill="both", expand=True)
+        # Reasons are long (they say what to do): the selected one is shown whole, wrapped, under the list.
+        self.detail = ttk.Label(body, text="", justify="left", wraplength=800)
+        self.detail.pack(fill="x", pady=(PAD // 2, 0))
+        self.failures.bind("<<TreeviewSelect>>", lambda _e: self._show_detail())
 
         ttk.Label(body, text="Recently finished").pack(anchor="w", pady=(PAD, 0))
         self.recent = tk.Listbox(body, height=4, takefocus=False)
@@ -78,7 +82,8 @@ class ActivityWindow:
         self._states: dict[str, DatasetState] = {}
         self.top.update_idletasks()
         sw, sh = self.top.winfo_screenwidth(), self.top.winfo_screenheight()
-        w, h = min(880, sw - 40), min(self.top.winfo_reqheight(), sh - 60)
+        w, h = min(max(self.top.winfo_reqwidth(), 900), sw - 40), min(self.top.winfo_reqheight(), sh - 60)
+        self.detail.configure(wraplength=w - 4 * PAD)
         self.top.geometry(f"{w}x{h}+{(sw - w) // 2}+{max(0, (sh - h) // 4)}")
         self.datasets.focus_set()
 
@@ -93,9 +98,8 @@ class ActivityWindow:
             state = d.phase.value if d.running and d.phase is not None else d.state
             if snapshot.paused and d.running and "paused" not in state:
                 state += " (paused)"
-            self.datasets.insert(
-                "", "end", iid=str(d.id), text=d.name, values=(state, _progress(d), _speed(d))
-            )
+            speed = "—" if snapshot.paused or not d.running else _speed(d)
+            self.datasets.insert("", "end", iid=str(d.id), text=d.name, values=(state, _progress(d), speed))
         keep = [i for i in selected if i in self._states]
         if keep:
             self.datasets.selection_set(keep)
@@ -116,14 +120,34 @@ class ActivityWindow:
         d = self._selected()
         if d is None:
             self.retry_button.state(["disabled"])
+            self._show_detail()
             return
         for i, f in enumerate(d.failures):
             self.failures.insert("", "end", iid=str(i), text=f.path, values=(f.reason,))
+        if d.failures:
+            self.failures.selection_set("0")
+        self._show_detail()
         can = d.running and bool(d.failures)
         self.retry_button.state(["!disabled"] if can else ["disabled"])
         self.hint.configure(
             text="" if can or not d.failures else "start this dataset again to retry its failed files"
         )
+
+    def _show_detail(self) -> None:
+        d, sel = self._selected(), self.failures.selection()
+        if d is None or not sel or int(sel[0]) >= len(d.failures):
+            self.detail.configure(text="")
+            return
+        f = d.failures[int(sel[0])]
+        self.detail.configure(text=f"{f.path}: {f.reason}")
+        self._refit()
+
+    def _refit(self) -> None:
+        """The reason below may take more lines: keep the width, take the height the content needs."""
+        self.top.update_idletasks()
+        h = min(self.top.winfo_reqheight(), self.top.winfo_screenheight() - 60)
+        if h > self.top.winfo_height():
+            self.top.geometry(f"{self.top.winfo_width()}x{h}")
 
     def _retry_selected(self) -> None:
         d = self._selected()

@@ -112,7 +112,18 @@ class Form:
         self.clear_errors()
         label = self.errors.get(key or "") or self.errors.get("")
         if label is not None:
-            label.configure(text=message)
+            # Wrap at the room the window really has, then let the window grow to show every line.
+            self.top.update_idletasks()
+            room = self.top.winfo_width() - label.winfo_x() - 4 * PAD
+            label.configure(text=message, wraplength=max(200, room))
+            self._refit()
+
+    def _refit(self) -> None:
+        """Keep the width, take the height the content needs now (within the screen)."""
+        self.top.update_idletasks()
+        w = self.top.winfo_width()
+        h = min(self.top.winfo_reqheight(), self.top.winfo_screenheight() - 60)
+        self.top.geometry(f"{w}x{h}")
 
     def close(self) -> None:
         if self.closed:
