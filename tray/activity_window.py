@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from tkinter import ttk
 
 from tray._api import DatasetState, EngineSnapshot
-from tray.forms import PAD
+from tray.forms import PAD, Window
 from tray.text import human_bytes, human_duration, human_rate
 
 
@@ -26,7 +26,7 @@ def _speed(d: DatasetState) -> str:
     return human_rate(d.rate) + (f", {human_duration(d.eta)} left" if d.eta is not None else "")
 
 
-class ActivityWindow:
+class ActivityWindow(Window):
     def __init__(
         self,
         root: tk.Misc,
@@ -34,12 +34,8 @@ class ActivityWindow:
         retry: Callable[[int], None],
         on_close: Callable[[], None] | None = None,
     ) -> None:
-        self.top = tk.Toplevel(root)
-        self.top.title("DataUploader — Activity")
-        self._retry, self._on_close = retry, on_close
-        self.closed = False
-        self.top.protocol("WM_DELETE_WINDOW", self.close)
-        self.top.bind("<Escape>", lambda _e: self.close())
+        super().__init__(root, "DataUploader — Activity", on_close=on_close)
+        self._retry = retry
         body = ttk.Frame(self.top, padding=PAD * 2)
         body.pack(fill="both", expand=True)
 
@@ -140,24 +136,9 @@ class ActivityWindow:
             return
         f = d.failures[int(sel[0])]
         self.detail.configure(text=f"{f.path}: {f.reason}")
-        self._refit()
-
-    def _refit(self) -> None:
-        """The reason below may take more lines: keep the width, take the height the content needs."""
-        self.top.update_idletasks()
-        h = min(self.top.winfo_reqheight(), self.top.winfo_screenheight() - 60)
-        if h > self.top.winfo_height():
-            self.top.geometry(f"{self.top.winfo_width()}x{h}")
+        self.refit()  # the reason may take more lines
 
     def _retry_selected(self) -> None:
         d = self._selected()
         if d is not None and d.running and d.failures:
             self._retry(d.id)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.top.destroy()
-        if self._on_close is not None:
-            self._on_close()
