@@ -1,8 +1,8 @@
 """The application icon for packaging (.ico for the Windows executables, .png for the Linux desktop entry).
 
-The tray applet draws its state icons into ``icons/``; packaging needs one application icon. When
-``icons/datauploader.png`` / ``.ico`` exist they are used as they are; until then this draws a stand-in (an
-upward arrow into a tray) with Pillow so every build has an icon. Run directly to write both files to a folder:
+The tray applet's artwork lives in ``icons/`` (``datauploader.ico`` and ``datauploader-256.png`` among the state
+icons); packaging uses those. Where they are missing this draws a stand-in (an upward arrow into a tray) with
+Pillow so every build has an icon. Run directly to write both files to a folder:
 ``python build/app_icon.py OUTDIR``.
 """
 
@@ -31,7 +31,7 @@ def _draw(size: int = 256):  # type: ignore[no-untyped-def]
 
 def app_icon(kind: str, outdir: Path) -> Path:
     """``icons/datauploader.<kind>`` when the project has one, else a stand-in written to ``outdir``."""
-    own = ICONS / f"datauploader.{kind}"
+    own = ICONS / ("datauploader.ico" if kind == "ico" else "datauploader-256.png")
     if own.is_file():
         return own
     outdir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${DU_LINUX_OUT:-$REPO/build/out/linux}
 APT_PACKAGES="build-essential pkg-config python3-dev python3-venv libgirepository1.0-dev libcairo2-dev
 libdbus-1-dev gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1"
-VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/engine/__init__.py")
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/engine/version.py")
 APP="$OUT/dist/datauploader"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -90,7 +90,7 @@ cmd_package() {
   stage=$(mktemp -d)
   mkdir -p "$stage/$name"
   cp -a "$APP" "$stage/$name/datauploader"
-  cp "$APP/_internal/icons/datauploader.png" "$stage/$name/datauploader.png"
+  cp "$APP/_internal/desktop/datauploader.png" "$stage/$name/datauploader.png"
   cp "$REPO/build/linux/datauploader.desktop" "$REPO/build/linux/install.sh" "$stage/$name/"
   chmod +x "$stage/$name/install.sh"
   tar -C "$stage" -czf "$OUT/$name.tar.gz" "$name"

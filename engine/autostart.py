@@ -21,7 +21,8 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 ENTRY_NAME = "DataUploader"
-DESKTOP_FILE = "datauploader.desktop"
+# The same entry the tray's Settings switch writes, so both see one state.
+DESKTOP_FILE = "datauploader-tray.desktop"
 RUN_KEY_PATH = r"Software\Microsoft\Windows\CurrentVersion\Run"
 # The frozen Windows app's no-console executable, which starts the tray. Not "DataUploader.exe": Windows file
 # names ignore case, so that would be the same file as the console "datauploader.exe".

@@ -8,10 +8,10 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import Credentials, Engine, Session, UsageError
-from engine.cli_format import duration, when
+if TYPE_CHECKING:
+    from engine import Credentials, Engine, Session
 
 
 def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
@@ -37,6 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _print_session(session: Session) -> None:
+    from engine.cli_format import duration, when
+
     print(f"user:    {session.user}")
     print(f"e-mail:  {session.email or '-'}")
     print(f"groups:  {', '.join(session.groups) or '-'}")
@@ -45,6 +47,8 @@ def _print_session(session: Session) -> None:
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
+    from engine import Credentials, UsageError
+
     if args.token_stdin:
         token = sys.stdin.read().strip()
         if not token:
@@ -70,6 +74,7 @@ def cmd_login(engine: Engine, args: argparse.Namespace) -> int:
     if not info.needs_login:
         print(f"profile '{profile.name}' uses the {info.catalogue} catalogue, which needs no login")
         return 0
+    engine.probe_catalogue(profile=profile.name)  # an unreachable or wrong server is said before the password
     session = engine.login(_credentials(args), profile=profile.name)
     print(f"logged in to the {info.catalogue} catalogue of profile '{profile.name}'")
     _print_session(session)
@@ -79,8 +84,15 @@ def cmd_login(engine: Engine, args: argparse.Namespace) -> int:
 def cmd_logout(engine: Engine, args: argparse.Namespace) -> int:
     profile = engine.config().profile(args.profile)
     name = engine.catalogue_name(profile=profile.name)
+    was = engine.whoami(profile=profile.name)
     engine.logout(profile=profile.name)
-    print(f"logged out of the {name} catalogue of profile '{profile.name}'")
+    info = next(p for p in engine.profiles() if p.name == profile.name)
+    if not info.needs_login:
+        print(f"profile '{profile.name}' uses the {name} catalogue, which needs no login")
+    elif was is None:
+        print(f"nobody was logged in to the {name} catalogue of profile '{profile.name}'; nothing to do")
+    else:
+        print(f"logged out {was.user} from the {name} catalogue of profile '{profile.name}'")
     return 0
 
 

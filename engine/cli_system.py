@@ -12,12 +12,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import autostart, service
-from engine.core import Engine
-from engine.errors import UsageError
-from engine.home import HOME_ENV
+if TYPE_CHECKING:  # imported when a command runs, so `datauploader --help` / `--version` stay instant
+    from engine import Engine, ServiceSpec
 
 
 def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
@@ -46,19 +44,23 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_autostart(engine: Engine, args: argparse.Namespace) -> int:
+    from engine import autostart_off, autostart_on, autostart_status
+
     if args.state == "on":
-        st = autostart.enable()
+        st = autostart_on()
     elif args.state == "off":
-        st = autostart.disable()
+        st = autostart_off()
     else:
-        st = autostart.status()
+        st = autostart_status()
     print(f"start at login: {'on' if st.enabled else 'off'} ({st.where})")
     if st.enabled and st.command:
         print(f"runs: {st.command}")
     return 0
 
 
-def _spec(args: argparse.Namespace) -> service.ServiceSpec:
+def _spec(args: argparse.Namespace) -> ServiceSpec:
+    from engine import HOME_ENV, ServiceSpec, UsageError
+
     if not args.paths or not args.dataset:
         raise UsageError(f"service {args.action} needs the folders to sync and --dataset NAME")
     sync_args = [os.path.abspath(p) for p in args.paths]
@@ -70,27 +72,31 @@ def _spec(args: argparse.Namespace) -> service.ServiceSpec:
     for kv in args.meta:
         sync_args += ["--meta", kv]
     home = os.environ.get(HOME_ENV)
-    return service.ServiceSpec(
+    return ServiceSpec(
         dataset=args.dataset, sync_args=tuple(sync_args), home=os.path.abspath(home) if home else None
     )
 
 
 def _service_show(args: argparse.Namespace) -> int:
+    from engine import service_unit, task_scheduler_command
+
     spec = _spec(args)
     if sys.platform == "win32":
-        print(subprocess.list2cmdline(service.task_scheduler_command(spec)))
+        print(subprocess.list2cmdline(task_scheduler_command(spec)))
     else:
-        sys.stdout.write(service.unit_text(spec))
+        sys.stdout.write(service_unit(spec))
     return 0
 
 
 def _service_install(args: argparse.Namespace) -> int:
+    from engine import service_install, task_scheduler_command
+
     spec = _spec(args)
     if sys.platform == "win32":
         print("On Windows, run this once (a Task Scheduler task that starts the sync when you log on):")
-        print(subprocess.list2cmdline(service.task_scheduler_command(spec)))
+        print(subprocess.list2cmdline(task_scheduler_command(spec)))
         return 0
-    result = service.install(spec, start=not args.no_start)
+    result = service_install(spec, start=not args.no_start)
     print(f"wrote {result.unit}")
     if result.started:
         print(f"started; follow it with: journalctl --user -u {result.unit.name} -f")
@@ -107,9 +113,11 @@ def _service_install(args: argparse.Namespace) -> int:
 
 
 def _service_uninstall(args: argparse.Namespace) -> int:
+    from engine import UsageError, service_uninstall
+
     if not args.dataset:
         raise UsageError("service uninstall needs --dataset NAME")
-    unit = service.uninstall(args.dataset)
+    unit = service_uninstall(args.dataset)
     if unit is None:
         print(f"no service for dataset '{args.dataset}'")
         return 1
@@ -118,7 +126,9 @@ def _service_uninstall(args: argparse.Namespace) -> int:
 
 
 def _service_list(args: argparse.Namespace) -> int:
-    units = service.installed()
+    from engine import services_installed
+
+    units = services_installed()
     if not units:
         print("no services installed")
     for unit in units:

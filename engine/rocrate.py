@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-from engine import __version__
+from engine.version import __version__
 
 MANIFEST_NAME = "ro-crate-metadata.json"
 _CONTEXT = "https://w3id.org/ro/crate/1.1/context"
@@ -36,9 +37,23 @@ class CrateDataset:
     investigation: str | None
     description: str | None
     investigation_description: str | None
-    meta: dict[str, str]
+    meta: dict[str, Any]  # typed --meta values: text, numbers, or quantities {"value": 300, "unit": "K"}
     created: float
     completed: float
+    license: str | None = None  # an SPDX identifier ("CC-BY-4.0") or a URL; the profile's `license`
+
+
+def license_id(license: str) -> str:
+    """A license as a URI: an SPDX identifier becomes its spdx.org page, a URL stays as it is."""
+    return license if "://" in license else f"https://spdx.org/licenses/{license}"
+
+
+def _default_description(dataset: CrateDataset) -> str:
+    """RO-Crate wants every dataset described; without the user's words, say what it is and where it came from."""
+    part = f" of investigation {dataset.investigation}" if dataset.investigation else ""
+    return (
+        f"Data set {dataset.name}{part}, uploaded from {socket.gethostname()} by DataUploader {__version__}."
+    )
 
 
 def file_id(rel: str) -> str:
@@ -71,8 +86,9 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             "dateCreated": _iso(dataset.created),
             "datePublished": _iso(dataset.completed),
         }
-        if dataset.description:
-            root["description"] = dataset.description
+        root["description"] = dataset.description or _default_description(dataset)
+        if dataset.license:
+            root["license"] = {"@id": license_id(dataset.license)}
         if dataset.investigation:
             root["isPartOf"] = {"@id": "#investigation"}
         if dataset.meta:
@@ -85,6 +101,12 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             fh.write(("" if first else ", ") + json.dumps({"@id": file_id(f.path)}, ensure_ascii=False))
             first = False
         fh.write("]}")
+        if dataset.license:
+            _entity(
+                fh,
+                {"@id": license_id(dataset.license), "@type": "CreativeWork", "name": dataset.license},
+                lead=",\n",
+            )
         if dataset.investigation:
             inv: dict[str, Any] = {
                 "@id": "#investigation",
@@ -97,14 +119,7 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             _entity(fh, inv, lead=",\n")
         for k in sorted(dataset.meta):
             _entity(
-                fh,
-                {
-                    "@id": f"#meta-{quote(k, safe='')}",
-                    "@type": "PropertyValue",
-                    "name": k,
-                    "value": dataset.meta[k],
-                },
-                lead=",\n",
+                fh, {"@id": f"#meta-{quote(k, safe='')}", **property_value(k, dataset.meta[k])}, lead=",\n"
             )
         _entity(
             fh,
@@ -130,6 +145,20 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
                 lead=",\n",
             )
         fh.write("\n]\n}\n")
+
+
+def property_value(name: str, value: Any) -> dict[str, Any]:
+    """A schema.org PropertyValue that keeps the value's type: a number stays a number, and a quantity
+    ``{"value": 300, "unit": "K"}`` becomes ``value`` 300 with ``unitText`` "K" (schema.org's unit field), so
+    a reader of the crate gets the same numbers the catalogue has."""
+    entity: dict[str, Any] = {"@type": "PropertyValue", "name": name}
+    if isinstance(value, dict) and "value" in value:
+        entity["value"] = value["value"]
+        if value.get("unit"):
+            entity["unitText"] = value["unit"]
+    else:
+        entity["value"] = value
+    return entity
 
 
 def _entity(fh: IO[str], entity: dict[str, Any], lead: str = "") -> None:

@@ -76,7 +76,7 @@ def test_xdg_on_off_status(tmp_path: Path) -> None:
     assert not xdg.status().enabled
     st = xdg.enable(["/opt/du/datauploader", "tray"])
     assert st.enabled and st.command == "/opt/du/datauploader tray"
-    entry = tmp_path / "config" / "autostart" / "datauploader.desktop"
+    entry = tmp_path / "config" / "autostart" / "datauploader-tray.desktop"
     assert st.where == str(entry)
     text = entry.read_text()
     assert text.startswith("[Desktop Entry]\n") and "Type=Application\n" in text
@@ -132,7 +132,7 @@ def test_launch_command_from_python() -> None:
 @pytest.mark.posix_only(reason="the command switches the XDG entry there; Windows: test_registry_for_real")
 def test_cli_autostart(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    entry = tmp_path / "xdg" / "autostart" / "datauploader.desktop"
+    entry = tmp_path / "xdg" / "autostart" / "datauploader-tray.desktop"
     r = cli("autostart", "status")
     assert r.code == 0 and r.out.startswith("start at login: off"), r
     r = cli("autostart", "on")

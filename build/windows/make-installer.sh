@@ -10,7 +10,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 APPDIR=${1:?usage: make-installer.sh APPDIR OUTDIR}
 OUTDIR=${2:?usage: make-installer.sh APPDIR OUTDIR}
 PYTHON=${PYTHON:-$( [ -x "$REPO/.venv/bin/python" ] && echo "$REPO/.venv/bin/python" || echo python3 )}
-VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/engine/__init__.py")
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/engine/version.py")
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 tmp=$(mktemp -d)
