@@ -4,7 +4,8 @@
 #
 #   build/linux.sh            # = build smoke package
 #   build/linux.sh build      # freeze into $DU_LINUX_OUT/dist/datauploader (default build/out/linux)
-#   build/linux.sh smoke      # with PATH=/usr/bin:/bin (no rclone, no venv): --version, an upload, verified
+#   build/linux.sh smoke      # with PATH=/usr/bin:/bin (no rclone, no venv): --version, an upload, verified,
+#                             # and the tray's end-to-end tests against the frozen `datauploader tray`
 #   build/linux.sh package    # $DU_LINUX_OUT/DataUploader-<version>-linux-x86_64.tar.gz
 #
 # The build environment is a venv in $DU_LINUX_OUT/venv with the `build` and `desktop` extras, so the frozen tray
@@ -73,12 +74,17 @@ cmd_smoke() {
   diff -r -x ro-crate-metadata.json "$REPO/examples/scan-001" "$tmp/home/storage/smoke/X" || die "files differ"
   [ -f "$tmp/home/storage/smoke/X/ro-crate-metadata.json" ] || die "no manifest"
   "${bare[@]}" "$APP/datauploader" status | grep "smoke/X \[default\] complete: 7/7" >/dev/null || die "status not complete"
-  # Hook for the frozen tray's end-to-end flow (issue 12): when the tray's e2e test exists, run it against the
-  # frozen executable (`$APP/datauploader tray`) under Xvfb with a tray host.
-  if [ -f "$REPO/tests/e2e_tray.py" ]; then
-    DU_TRAY_CMD="$APP/datauploader tray" "$OUT/venv/bin/python" "$REPO/tests/e2e_tray.py" || die "frozen tray e2e"
+  # The frozen tray passes the tray's own end-to-end tests (icon, menu, dialogs, uploads, notifications, quit),
+  # run from the repository's test venv (tests/run.sh makes it) against `<app>/datauploader tray`, bare PATH.
+  local e2e="$REPO/tests/desktop/test_tray_e2e.py"
+  if [ "${DU_LINUX_TRAY_E2E:-1}" != 0 ] && [ -f "$e2e" ] && [ -x "$REPO/.venv/bin/python" ]; then
+    t1=$(date +%s)
+    (cd "$REPO" && env PATH=/usr/bin:/bin DATAUPLOADER_TRAY_CMD="$APP/datauploader tray" \
+      DATAUPLOADER_UI_ARTIFACTS="$OUT/ui-artifacts" "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider -rs \
+      "$e2e") || die "the frozen tray failed its end-to-end tests (screenshots: $OUT/ui-artifacts)"
+    log "frozen tray e2e passed in $(( $(date +%s) - t1 )) s"
   else
-    log "frozen tray e2e: skipped (tests/e2e_tray.py not there yet)"
+    log "frozen tray e2e: skipped (needs $e2e and the test venv .venv; DU_LINUX_TRAY_E2E=0 skips it)"
   fi
   rm -rf "$tmp"
   log "smoke test passed in $((SECONDS - t0)) s"

@@ -270,13 +270,16 @@ cmd_smoke() {
   [ -f "$home/storage/smoke/scan-001/ro-crate-metadata.json" ] || die "no manifest on storage"
   "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" timeout 120 wine "$exe" status 2>&1 | cat | tee -a "$OUT/smoke.log" \
     | grep "complete" >/dev/null || die "status does not show the dataset complete"
-  # Hook for the frozen tray's end-to-end flow under Wine (issue 12): when tests/e2e_tray.py exists, it is run
-  # against "$app/DataUploaderTray.exe" here (trayer as the tray host, xdotool for the menu, Z:\ paths).
-  if [ -f "$REPO/tests/e2e_tray.py" ]; then
-    log "frozen tray e2e"
-    DU_TRAY_EXE="$app/DataUploaderTray.exe" DU_TRAY_WINE=1 python3 "$REPO/tests/e2e_tray.py" || die "frozen tray e2e failed"
+  # Hook for the frozen tray's end-to-end flow under Wine: tests/desktop/test_tray_e2e.py runs any tray command
+  # given in DATAUPLOADER_TRAY_CMD (build/linux.sh uses it for the frozen Linux tray). Under Wine the command is
+  # `wine <app>\DataUploaderTray.exe`, the host trayer (pystray's win32 icon docks there via XEmbed), paths typed
+  # as Z:\..., and the success notification is a win32 balloon to find on screen, not on D-Bus: the harness needs
+  # those three adaptations first, so this step is not run yet (DU_WINE_TRAY_E2E=1 tries it).
+  if [ -n "${DU_WINE_TRAY_E2E:-}" ] && [ -x "$REPO/.venv/bin/python" ]; then
+    (cd "$REPO" && DATAUPLOADER_TRAY_CMD="wine $app/DataUploaderTray.exe" "$REPO/.venv/bin/python" -m pytest -q \
+      -p no:cacheprovider tests/desktop/test_tray_e2e.py) || die "frozen tray e2e under Wine failed"
   else
-    log "frozen tray e2e: skipped (tests/e2e_tray.py not there yet)"
+    log "frozen tray e2e under Wine: not run (hook: DU_WINE_TRAY_E2E=1; see build/README.md)"
   fi
   log "smoke test passed in $((SECONDS - t0)) s"
 }
