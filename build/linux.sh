@@ -96,7 +96,7 @@ cmd_package() {
   stage=$(mktemp -d)
   mkdir -p "$stage/$name"
   cp -a "$APP" "$stage/$name/datauploader"
-  cp "$APP/_internal/desktop/datauploader.png" "$stage/$name/datauploader.png"
+  cp "$(ls "$APP"/_internal/desktop/*.png | head -1)" "$stage/$name/datauploader.png"   # the 256 px app icon
   cp "$REPO/build/linux/datauploader.desktop" "$REPO/build/linux/install.sh" "$stage/$name/"
   chmod +x "$stage/$name/install.sh"
   tar -C "$stage" -czf "$OUT/$name.tar.gz" "$name"
