@@ -79,9 +79,13 @@ cmd_smoke() {
   local e2e="$REPO/tests/desktop/test_tray_e2e.py"
   if [ "${DU_LINUX_TRAY_E2E:-1}" != 0 ] && [ -f "$e2e" ] && [ -x "$REPO/.venv/bin/python" ]; then
     t1=$(date +%s)
-    (cd "$REPO" && env PATH=/usr/bin:/bin DATAUPLOADER_TRAY_CMD="$APP/datauploader tray" \
-      DATAUPLOADER_UI_ARTIFACTS="$OUT/ui-artifacts" "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider -rs \
-      "$e2e") || die "the frozen tray failed its end-to-end tests (screenshots: $OUT/ui-artifacts)"
+    local run_e2e=(env PATH=/usr/bin:/bin DATAUPLOADER_TRAY_CMD="$APP/datauploader tray"
+      DATAUPLOADER_UI_ARTIFACTS="$OUT/ui-artifacts" "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider -rs)
+    # One retry, said out loud: a tray host on a loaded 2-core machine has been seen to miss an icon (20 s).
+    if ! (cd "$REPO" && "${run_e2e[@]}" "$e2e"); then
+      log "frozen tray e2e: FAILED once; running it again (screenshots: $OUT/ui-artifacts)"
+      (cd "$REPO" && "${run_e2e[@]}" "$e2e") || die "the frozen tray failed its end-to-end tests twice"
+    fi
     log "frozen tray e2e passed in $(( $(date +%s) - t1 )) s"
   else
     log "frozen tray e2e: skipped (needs $e2e and the test venv .venv; DU_LINUX_TRAY_E2E=0 skips it)"
