@@ -72,9 +72,12 @@ start_wine() {
   export DISPLAY=":$(head -1 "$fd_file")"
   local t0=$SECONDS
   wine cmd /c ver 2>&1 | cat >/dev/null || die "wine could not create a prefix"
-  # A persistent wineserver for the whole run (stopped by cleanup): otherwise it exits a few seconds after the last
-  # Windows program, and a program started at that moment dies with "wine client error: Connection reset by peer".
-  wineserver -p
+  # One idle Windows program for the whole run (stopped by cleanup's wineserver -k), started with no open files:
+  # without it Wine's own services (services.exe, winedevice, ...) and the wineserver exit a few seconds after
+  # each program, so (1) a program started at that moment dies with "wine client error: Connection reset by
+  # peer", and (2) the next program starts them again and they inherit its output pipe, which then never closes.
+  wine "$CACHE/python/python.exe" -c "import time; time.sleep(10**8)" </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 100); do pgrep -f 'system32\\services.exe' >/dev/null && break; sleep 0.1; done
   # Wine 8 lacks bcryptprimitives!ProcessPrng, which Go >= 1.22 programs (rclone.exe) need at start.
   cp "$CACHE/shim/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
   log "prefix ready in $((SECONDS - t0)) s ($WINEPREFIX, DISPLAY=$DISPLAY)"
