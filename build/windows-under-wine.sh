@@ -46,6 +46,7 @@ winpath() { printf 'Z:%s' "${1//\//\\}"; }   # Linux /a/b -> Z:\a\b (Wine maps Z
 # --- one private prefix and display per run, stopped at exit --------------------------------------------------
 RUN_DIR=""
 XVFB_PID=""
+KEEPER_PID=""
 cleanup() {
   local rc=$?
   if [ -n "$RUN_DIR" ] && [ -d "$RUN_DIR/prefix" ]; then
@@ -77,6 +78,7 @@ start_wine() {
   # each program, so (1) a program started at that moment dies with "wine client error: Connection reset by
   # peer", and (2) the next program starts them again and they inherit its output pipe, which then never closes.
   wine "$CACHE/python/python.exe" -c "import time; time.sleep(10**8)" </dev/null >/dev/null 2>&1 &
+  KEEPER_PID=$!
   for _ in $(seq 100); do pgrep -f 'system32\\services.exe' >/dev/null && break; sleep 0.1; done
   # Wine 8 lacks bcryptprimitives!ProcessPrng, which Go >= 1.22 programs (rclone.exe) need at start.
   cp "$CACHE/shim/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
@@ -99,6 +101,7 @@ winpy() {
 leftovers() {
   local pid
   for pid in $(pgrep -f '\.exe' || true); do
+    [ "$pid" = "${KEEPER_PID:-}" ] && continue
     tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -x "WINEPREFIX=$WINEPREFIX" >/dev/null || continue
     tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -v -E 'windows\\system32\\' || true
   done
@@ -222,7 +225,12 @@ cmd_test() {
   local left; left=$(leftovers)
   if [ -n "$left" ]; then
     log "processes the tests left running under Wine (stopped now):"; printf '  %s\n' "$left" >&2
-    wineserver -k 2>/dev/null || true
+    local pid
+    for pid in $(pgrep -f '\.exe' || true); do
+      [ "$pid" = "$KEEPER_PID" ] && continue
+      tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -x "WINEPREFIX=$WINEPREFIX" >/dev/null || continue
+      tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -E 'windows\\system32\\' >/dev/null || kill "$pid" 2>/dev/null || true
+    done
   fi
   log "tests under Wine: exit $rc in $((SECONDS - t0)) s (log: $OUT/test.log)"
   return "$rc"
@@ -302,7 +310,7 @@ cmd_installer() {
   user_dir=$(ls -d "$WINEPREFIX"/drive_c/users/*/AppData | grep -v /Public/ | head -1)
   local_dir="$user_dir/Local"; app_dir="$local_dir/Programs/DataUploader"
   mkdir -p "$local_dir/datauploader" && echo "journal" >"$local_dir/datauploader/journal.sqlite"
-  timeout 300 wine "$setup_exe" /S 2>&1 | cat; wineserver -w
+  timeout 300 wine "$setup_exe" /S 2>&1 | cat   # a silent install returns when it is done
   [ -f "$app_dir/datauploader.exe" ] && [ -f "$app_dir/DataUploaderTray.exe" ] && [ -f "$app_dir/uninstall.exe" ] \
     || die "installer did not put the app in $app_dir"
   [ -f "$user_dir/Roaming/Microsoft/Windows/Start Menu/Programs/DataUploader.lnk" ] || die "no Start-menu entry"
@@ -310,11 +318,13 @@ cmd_installer() {
   [[ "$run_value" == *'DataUploader    REG_SZ    "'*'DataUploaderTray.exe"'* ]] || die "start at login not set: $run_value"
   local installed; installed=$(env -u WINEPATH timeout 120 wine "$app_dir/datauploader.exe" autostart status 2>&1 | cat)
   [[ "$installed" == "start at login: on"* ]] || die "installed app says: $installed"
-  timeout 300 wine "$app_dir/uninstall.exe" /S 2>&1 | cat; wineserver -w
+  # The uninstaller copies itself to %TEMP% and returns at once: wait for the program folder to go.
+  timeout 300 wine "$app_dir/uninstall.exe" /S 2>&1 | cat
+  for _ in $(seq 600); do [ -e "$app_dir/uninstall.exe" ] || break; sleep 0.1; done
   [ ! -e "$app_dir/_internal" ] && [ ! -e "$app_dir/datauploader.exe" ] || die "uninstaller left the app behind"
   [ ! -f "$user_dir/Roaming/Microsoft/Windows/Start Menu/Programs/DataUploader.lnk" ] || die "Start-menu entry left"
   run_value=$(wine reg query "$run_key" 2>&1 | cat)
-  [[ "$run_value" != *DataUploader* ]] || die "Run value left behind: $run_value"
+  [[ "$run_value" != *'DataUploader    REG_SZ'* ]] || die "Run value left behind: $run_value"
   [ "$(cat "$local_dir/datauploader/journal.sqlite")" = journal ] || die "uninstaller touched the user's data"
   log "installer under Wine: installed, Start menu + start at login set, uninstalled, user data kept ($((SECONDS - t1)) s)"
 }

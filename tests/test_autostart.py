@@ -111,7 +111,7 @@ def test_registry_on_off_status() -> None:
     sys.platform != "win32", reason="the real registry exists only on Windows (and under Wine)"
 )
 def test_registry_for_real() -> None:
-    key = WinregRunKey(RUN_KEY_PATH + "\\DataUploaderTest")  # a scratch sub-key, not the live Run key
+    key = WinregRunKey("Software\\DataUploaderTest")  # a scratch key, not the live Run key
     reg = RegistryAutostart(key)
     try:
         st = reg.enable(["C:\\Program Files\\DataUploader\\DataUploaderTray.exe", "--x"])
