@@ -1,0 +1,126 @@
+"""Processes as /proc shows them: the uploader's rclone daemon found by parentage, liveness that counts a zombie
+as dead, and a reaper that stops, by pid, whatever rclone a test's uploader left behind.
+
+Finding rclone as a child of the uploader (not through DataUploader's own pid files) keeps the test independent
+of the thing it checks: an orphan is an orphan whether or not DataUploader knows about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of ``pid``, or None if it is gone."""
+    try:
+        raw = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may itself contain spaces or ')'.
+    rest = raw[raw.rindex(")") + 2 :].split()
+    return rest[0], int(rest[1])
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, waiting to be reaped by its parent) counts as dead."""
+    st = _stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (a scan of /proc: works without CONFIG_PROC_CHILDREN)."""
+    found = []
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            st = _stat(int(entry.name))
+            if st is not None and st[1] == pid and st[0] not in ("Z", "X"):
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def is_rclone_daemon(pid: int) -> bool:
+    args = cmdline(pid)
+    return bool(args) and "rclone" in Path(args[0]).name and "rcd" in args[1:]
+
+
+def rclone_children(pid: int) -> list[int]:
+    """The ``rclone rcd`` processes whose parent is ``pid``."""
+    return [c for c in children(pid) if is_rclone_daemon(c)]
+
+
+def wait_rclone_child(pid: int, timeout: float, poll: float = 0.005) -> int | None:
+    """Poll until ``pid`` has an rclone daemon child; its pid, or None if ``pid`` ended or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive(pid):
+        found = rclone_children(pid)
+        if found:
+            return found[-1]
+        time.sleep(poll)
+    return None
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return not alive(pid)
+
+
+def kill(pid: int, sig: int = signal.SIGKILL) -> bool:
+    """Send ``sig`` to ``pid``; False if it was already gone."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Reaper:
+    """Remembers every rclone daemon a test saw and stops the survivors (SIGKILL, by pid) when the test ends.
+
+    A pid is only killed if it is still an ``rclone rcd`` (a recycled pid may belong to anything). Daemons listed
+    in a home's ``run/rcd-*.pid`` files count too, so an orphan the test never saw is not left running either.
+    """
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.homes: list[Path] = []
+
+    def add(self, pid: int | None) -> None:
+        if pid:
+            self.pids.add(pid)
+
+    def add_home(self, home: Path) -> None:
+        self.homes.append(home)
+
+    def survivors(self) -> list[int]:
+        pids = set(self.pids)
+        for home in self.homes:
+            for pidfile in (home / "run").glob("rcd-*.pid"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids.add(int(pidfile.read_text().strip()))
+        return sorted(p for p in pids if alive(p) and is_rclone_daemon(p))
+
+    def reap(self) -> list[int]:
+        killed = self.survivors()
+        for pid in killed:
+            kill(pid)
+        for pid in killed:
+            wait_gone(pid, 5)
+        return killed
