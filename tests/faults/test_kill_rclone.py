@@ -23,13 +23,13 @@ from tests.faults.workload import batch_tree, count_files
 from tests.servers import Server, serve, write_config
 
 N_LOCAL, N_WEBDAV = split(trials(10), 2)
-BWLIMIT = "6M"
+BWLIMIT = "4M"
 MODES = ("early", "anytime", "twice")
 
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return batch_tree(tmp_path_factory.mktemp("kill-rclone") / "src", small=120, large=3)
+    return batch_tree(tmp_path_factory.mktemp("kill-rclone") / "src", small=120, large=2)
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,12 @@ from tests.faults.workload import batch_tree, count_files
 from tests.servers import Server, serve, write_config
 
 N_LOCAL, N_WEBDAV = split(trials(20), 2)
-BWLIMIT = "6M"  # ~1 s of copying for the 8 MiB tree: most random moments land in the transfer
+BWLIMIT = "4M"  # ~1 s of copying for the ~4.5 MiB tree: most random moments land in the transfer
 
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return batch_tree(tmp_path_factory.mktemp("kill-uploader") / "src")
+    return batch_tree(tmp_path_factory.mktemp("kill-uploader") / "src", small=120, large=2)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_kill_uploader_then_rerun(
         assert_complete(cli, "ds", dest, src, count_files(src))
 
 
-ORPHAN_TRIALS = trials(4)
+ORPHAN_TRIALS = trials(2)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 9 defect 5: rclone rcd outlives a killed uploader")

@@ -28,7 +28,7 @@ from tests.faults.checks import catalogue_files, no_traceback, partial_files, ta
 
 # A policy-abiding run of these tiny trees takes about a second; a run that retries for half a minute has
 # already failed the "at once" promise, so the CLI gets this long and no longer.
-RUN_TIMEOUT = 15.0
+RUN_TIMEOUT = 10.0
 NORMAL = {"normal.dat": b"an ordinary file\n", "sub/inner.dat": b"inside a folder\n"}
 
 

@@ -1,0 +1,308 @@
+"""Bad input, table-driven: CLI arguments, config.toml contents, the environment.
+
+Each case must end with exit 2 (a usage or configuration error), exactly one line on stderr that starts with
+``datauploader: error:``, no traceback, and nothing written to storage. Words are only checked where the
+message must name something specific (e.g. the config key ``settle`` rather than the option ``--settle``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Result, write_tree
+from tests.faults.checks import no_traceback, one_error_line
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad input. ``{src}``, ``{empty}``, ``{missing}``, ``{fifo}``, ``{store}``, ``{tmp}`` in ``args``,
+    ``config`` and ``env`` are replaced by paths of the test (see ``paths``)."""
+
+    args: tuple[str, ...]
+    config: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    names: tuple[str, ...] = ()  # words the one line must contain
+    not_names: tuple[str, ...] = ()  # words it must not contain
+    xfail: str | None = None
+
+
+# A rejected input ends in about a second; a sync that accepted bad input would run forever.
+RUN_TIMEOUT = 5.0
+UP = ("upload", "{src}", "--dataset", "d")
+SYNC = ("sync", "{src}", "--dataset", "d")
+STORE = '[profiles.default]\nstorage = "{store}"\n'
+
+CASES: dict[str, Bad] = {
+    # -- the command line ------------------------------------------------------------------------------------
+    "no-command": Bad(()),
+    "unknown-command": Bad(("frobnicate",)),
+    "unknown-option": Bad((*UP, "--frobnicate")),
+    "upload-without-path": Bad(("upload", "--dataset", "d")),
+    "upload-without-dataset": Bad(("upload", "{src}")),
+    "missing-path": Bad(("upload", "{missing}", "--dataset", "d")),
+    "one-of-two-paths-missing": Bad(("upload", "{src}", "{missing}", "--dataset", "d")),
+    "path-is-a-fifo": Bad(("upload", "{fifo}", "--dataset", "d")),
+    "empty-source-folder": Bad(("upload", "{empty}", "--dataset", "d")),
+    "only-excluded-files": Bad(("upload", "{tmp}/only-excluded", "--dataset", "d")),
+    "colliding-paths": Bad(("upload", "{tmp}/twin-a", "{tmp}/twin-b", "--dataset", "d")),
+    "reserved-manifest-name-in-folder": Bad(("upload", "{tmp}/with-manifest", "--dataset", "d")),
+    "reserved-manifest-name-as-file": Bad(
+        ("upload", "{tmp}/with-manifest/ro-crate-metadata.json", "--dataset", "d")
+    ),
+    "dataset-empty": Bad(("upload", "{src}", "--dataset", "")),
+    "dataset-blank": Bad(("upload", "{src}", "--dataset", "   ")),
+    "dataset-slash": Bad(("upload", "{src}", "--dataset", "a/b")),
+    "dataset-backslash": Bad(("upload", "{src}", "--dataset", "a\\b")),
+    "dataset-dotdot": Bad(("upload", "{src}", "--dataset", "..")),
+    "dataset-contains-dotdot": Bad(("upload", "{src}", "--dataset", "a..b")),
+    "dataset-dot": Bad(("upload", "{src}", "--dataset", ".")),
+    "dataset-colon": Bad(("upload", "{src}", "--dataset", "remote:x")),
+    "dataset-newline": Bad(("upload", "{src}", "--dataset", "a\nb")),
+    "dataset-tab": Bad(("upload", "{src}", "--dataset", "a\tb")),
+    "dataset-cr": Bad(("upload", "{src}", "--dataset", "a\rb")),
+    "dataset-escape": Bad(("upload", "{src}", "--dataset", "a\x1bb")),
+    "dataset-leading-space": Bad(("upload", "{src}", "--dataset", " a")),
+    "dataset-too-long": Bad(("upload", "{src}", "--dataset", "d" * 201)),
+    "investigation-slash": Bad((*UP, "--investigation", "p/1")),
+    "investigation-dotdot": Bad((*UP, "--investigation", "..")),
+    "investigation-colon": Bad((*UP, "--investigation", "p:1")),
+    "investigation-control-char": Bad((*UP, "--investigation", "p\x01")),
+    "meta-without-equals": Bad((*UP, "--meta", "sample")),
+    "meta-empty-key": Bad((*UP, "--meta", "=LaB6")),
+    "meta-duplicate-key": Bad((*UP, "--meta", "sample=a", "--meta", "sample=b")),
+    "meta-control-char-key": Bad((*UP, "--meta", "sam\x01ple=a")),
+    "transfers-0": Bad((*UP, "--transfers", "0")),
+    "transfers-negative": Bad((*UP, "--transfers", "-1")),
+    "transfers-not-a-number": Bad((*UP, "--transfers", "four")),
+    "transfers-too-many": Bad((*UP, "--transfers", "100000")),
+    "bwlimit-word": Bad((*UP, "--bwlimit", "fast")),
+    "bwlimit-bad-unit": Bad((*UP, "--bwlimit", "10Q")),
+    "bwlimit-bad-timetable": Bad((*UP, "--bwlimit", "25:00,1M")),
+    "unknown-profile": Bad((*UP, "--profile", "beamline")),
+    "settle-inf": Bad((*SYNC, "--settle", "inf")),
+    "settle-nan": Bad((*SYNC, "--settle", "nan")),
+    "settle-negative": Bad((*SYNC, "--settle", "-1")),
+    "settle-word": Bad((*SYNC, "--settle", "abc")),
+    "settle-empty": Bad((*SYNC, "--settle", "")),
+    "status-unknown-option": Bad(("status", "--bogus")),
+    "login-password-and-token": Bad(("login", "--password-stdin", "--token-stdin")),
+    # -- config.toml -----------------------------------------------------------------------------------------
+    "config-bad-toml": Bad(UP, config="[profiles.default\nstorage = "),
+    "config-not-utf8": Bad(UP, config="# caf\udce9\n"),
+    "config-unknown-top-level-key": Bad(UP, config='colour = "blue"\n' + STORE, names=("colour",)),
+    "config-unknown-profile-key": Bad(UP, config=STORE + 'bwlimt = "1M"\n', names=("bwlimt",)),
+    "config-profiles-not-a-table": Bad(UP, config='profiles = "default"\n'),
+    "config-profile-not-a-table": Bad(UP, config='[profiles]\ndefault = "x"\n'),
+    "config-storage-missing": Bad(UP, config="[profiles.default]\ntransfers = 2\n", names=("storage",)),
+    "config-storage-empty": Bad(UP, config='[profiles.default]\nstorage = ""\n'),
+    "config-storage-is-a-file": Bad(UP, config='[profiles.default]\nstorage = "{tmp}/a-file"\n'),
+    "config-storage-remote-unknown": Bad(UP, config='[profiles.default]\nstorage = "nosuchremote:raw"\n'),
+    "config-rclone-config-missing": Bad(UP, config=STORE + 'rclone_config = "{tmp}/none.conf"\n'),
+    "config-rclone-path-missing": Bad(UP, config='rclone = "{tmp}/no/rclone"\n' + STORE),
+    "config-rclone-not-rclone": Bad(UP, config='rclone = "/bin/false"\n' + STORE),
+    "config-catalogue-unknown": Bad(UP, config=STORE + 'catalogue = "icatt"\n', names=("catalogue",)),
+    "config-scicat-without-table": Bad(UP, config=STORE + 'catalogue = "scicat"\n'),
+    "config-transfers-0": Bad(UP, config=STORE + "transfers = 0\n", names=("transfers",)),
+    "config-transfers-string": Bad(UP, config=STORE + 'transfers = "four"\n', names=("transfers",)),
+    "config-transfers-bool": Bad(UP, config=STORE + "transfers = true\n", names=("transfers",)),
+    "config-bwlimit-bad": Bad(UP, config=STORE + 'bwlimit = "fast"\n'),
+    "config-retry-for-bad": Bad(UP, config=STORE + 'retry_for = "forever"\n', names=("retry_for",)),
+    "config-settle-negative": Bad(
+        SYNC, config=STORE + "settle = -3\n", names=("settle",), not_names=("--settle",)
+    ),
+    "config-settle-inf": Bad(
+        SYNC, config=STORE + "settle = inf\n", names=("settle",), not_names=("--settle",)
+    ),
+    "config-settle-nan": Bad(
+        SYNC, config=STORE + "settle = nan\n", names=("settle",), not_names=("--settle",)
+    ),
+    "config-settle-word": Bad(
+        SYNC, config=STORE + 'settle = "soon"\n', names=("settle",), not_names=("--settle",)
+    ),
+    "config-rescan-negative": Bad(SYNC, config=STORE + "rescan = -1\n", names=("rescan",)),
+    "config-exclude-not-a-list": Bad(UP, config=STORE + 'exclude = "*.tmp"\n', names=("exclude",)),
+    "config-ready-marker-incomplete": Bad(UP, config=STORE + 'ready_markers = [{ files = "*.raw" }]\n'),
+    # -- the environment -------------------------------------------------------------------------------------
+    "home-relative": Bad(UP, env={"DATAUPLOADER_HOME": "relative/home"}),
+    "home-is-a-file": Bad(UP, env={"DATAUPLOADER_HOME": "{tmp}/a-file"}),
+    "home-under-a-file": Bad(UP, env={"DATAUPLOADER_HOME": "{tmp}/a-file/home"}),
+    "home-unwritable": Bad(UP, env={"DATAUPLOADER_HOME": "{readonly}/home"}),
+    "rclone-env-missing": Bad(UP, env={"DATAUPLOADER_RCLONE": "{tmp}/no/rclone"}),
+    "rclone-env-not-executable": Bad(UP, env={"DATAUPLOADER_RCLONE": "{tmp}/a-file"}),
+    "rclone-env-not-rclone": Bad(UP, env={"DATAUPLOADER_RCLONE": "/bin/false"}),
+}
+
+_ARGPARSE = "issue 9 defect 10: argparse prints its usage as well (want one 'datauploader: error:' line)"
+XFAIL: dict[str, str] = {
+    **{
+        n: _ARGPARSE
+        for n in (
+            "no-command",
+            "unknown-command",
+            "unknown-option",
+            "upload-without-path",
+            "upload-without-dataset",
+            "transfers-0",
+            "transfers-negative",
+            "transfers-not-a-number",
+            "transfers-too-many",
+            "settle-word",
+            "settle-empty",
+            "status-unknown-option",
+            "login-password-and-token",
+        )
+    },
+    "empty-source-folder": "issue 9 defect 9: an empty source folder exits 1 with no message",
+    "only-excluded-files": "issue 9 defect 9: a source with nothing to upload exits 1 with no message",
+    "settle-inf": "issue 9 defect 10: --settle inf is accepted",
+    "settle-nan": "issue 9 defect 10: --settle nan is accepted",
+    "config-settle-negative": "issue 9 defect 10: settle = -3 in the config is reported as --settle",
+    "config-settle-inf": "issue 9 defect 10: settle = inf in the config is accepted",
+    "config-settle-nan": "issue 9 defect 10: settle = nan in the config is accepted",
+    "config-not-utf8": "not in issue 9 (reported): a config.toml that is not UTF-8 gives a traceback",
+    "config-rescan-negative": "not in issue 9 (reported): rescan = -1 is accepted",
+    "home-relative": "not in issue 9's defects (brief): a relative DATAUPLOADER_HOME is accepted",
+}
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The files and folders the cases refer to; ``{readonly}`` is a read-only folder even for root."""
+    write_tree(tmp_path / "src", {"a.dat": b"a", "sub/b.dat": b"b"})
+    (tmp_path / "empty").mkdir()
+    write_tree(tmp_path / "only-excluded", {"x.tmp": b"x", "y.bak~": b"", "Thumbs.db": b""})
+    write_tree(tmp_path / "twin-a", {"same.dat": b"a"})
+    write_tree(tmp_path / "twin-b", {"same.dat": b"b"})
+    write_tree(tmp_path / "with-manifest", {"ro-crate-metadata.json": b"{}", "x.dat": b"x"})
+    (tmp_path / "a-file").write_bytes(b"not a folder")
+    os.mkfifo(tmp_path / "fifo")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    mounted = False
+    if os.geteuid() == 0:  # root writes anywhere: only a read-only mount stops it
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(readonly)], capture_output=True
+        )
+        mounted = r.returncode == 0
+    else:
+        readonly.chmod(0o500)
+    try:
+        yield {
+            "src": str(tmp_path / "src"),
+            "empty": str(tmp_path / "empty"),
+            "missing": str(tmp_path / "no-such-folder"),
+            "fifo": str(tmp_path / "fifo"),
+            "store": str(tmp_path / "store"),
+            "tmp": str(tmp_path),
+            "readonly": str(readonly),
+            "mounted": "yes" if mounted else "",
+        }
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(readonly)], capture_output=True)
+        readonly.chmod(0o700)
+
+
+def _fill(text: str, paths: dict[str, str]) -> str:
+    for key, value in paths.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def _files_under(*roots: Path) -> list[str]:
+    return [str(p) for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=XFAIL[n])) if n in XFAIL else n
+        for n in CASES
+    ],
+)
+def test_bad_input(name: str, tmp_path: Path, paths: dict[str, str]) -> None:
+    case = CASES[name]
+    if name == "home-unwritable" and os.geteuid() == 0 and not paths["mounted"]:
+        pytest.skip("root writes anywhere and no read-only tmpfs could be mounted here")
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAUPLOADER_")}
+    env["DATAUPLOADER_HOME"] = str(home)
+    env.update({k: _fill(v, paths) for k, v in case.env.items()})
+    if case.config is not None:
+        home.mkdir()
+        (home / "config.toml").write_bytes(
+            _fill(case.config, paths).encode("utf-8", errors="surrogateescape")
+        )
+    argv = [sys.executable, "-m", "engine", *(_fill(a, paths) for a in case.args)]
+    try:
+        p = subprocess.run(
+            argv,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running after {RUN_TIMEOUT:.0f} s: the bad input was accepted")
+    r = Result(p.returncode, p.stdout, p.stderr)
+    no_traceback(r.out, r.err)
+    line = one_error_line(r)
+    assert r.code == 2, f"exit {r.code}: {line}"
+    for word in case.names:
+        assert word in line, f"{word!r} not named: {line}"
+    for word in case.not_names:
+        assert word not in line, f"{word!r} named: {line}"
+    stored = _files_under(home / "storage", tmp_path / "store", tmp_path / "relative")
+    assert not stored, f"written to storage: {stored}"
+
+
+def test_there_are_at_least_50_bad_inputs() -> None:
+    assert len(CASES) >= 50
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 9 defect 13: `status | head` ends in a BrokenPipeError traceback"
+)
+def test_status_into_a_closed_pipe(tmp_path: Path) -> None:
+    """``datauploader status | head -1``: the reader goes away; no BrokenPipeError, no traceback."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAUPLOADER_")}
+    env["DATAUPLOADER_HOME"] = str(home)
+    src = write_tree(tmp_path / "src", {"a.dat": b"a"})
+    for i in range(3):
+        up = subprocess.run(
+            [sys.executable, "-m", "engine", "upload", str(src), "--dataset", f"d{i}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+        assert up.returncode == 0, up.stderr
+    for args in (["status"], ["status", "--json"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # `head -1` has read its line and exited before we write
+        try:
+            p = subprocess.run(
+                [sys.executable, "-m", "engine", *args],
+                env=env,
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                cwd=REPO,
+            )
+        finally:
+            os.close(write_end)
+        no_traceback(p.stderr)
+        assert "BrokenPipeError" not in p.stderr, p.stderr
+        assert p.stderr.strip() == "", p.stderr
