@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -124,3 +126,22 @@ class Reaper:
         for pid in killed:
             wait_gone(pid, 5)
         return killed
+
+
+class StderrLines(threading.Thread):
+    """Collects a live process's stderr as it comes (reading it at the end would miss what a running sync says)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        super().__init__(name=f"stderr-{proc.pid}", daemon=True)
+        self.proc = proc
+        self.lines: list[str] = []
+        self.start()
+
+    def run(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)

@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from tests.conftest import Cli, ensure_stopped, wait_for, write_tree
 from tests.faults.checks import assert_complete, no_traceback, partial_files, tail
+from tests.faults.procs import StderrLines
 from tests.faults.trials import Trial, trials
 from tests.faults.workload import batch_tree, count_files
 from tests.servers import serve, write_config
@@ -155,24 +155,6 @@ def test_storage_full_batch_fails_those_files_at_once_then_completes(
     assert_complete(cli, "ds", dest, src, 6)
 
 
-class Lines(threading.Thread):
-    """Collects a live process's stderr lines as they come."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        super().__init__(daemon=True)
-        self.proc = proc
-        self.lines: list[str] = []
-
-    def run(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-
 @pytest.mark.xfail(
     strict=True, reason="issue 9 defect 7: sync fails files on a full storage instead of waiting"
 )
@@ -181,8 +163,7 @@ def test_storage_full_sync_waits_then_completes(cli: Cli, tmp_path: Path, full_s
     src.mkdir()
     dest = _full_profile(cli, full_storage)
     proc = cli.popen("-v", "sync", str(src), "--dataset", "ds", "--settle", "0.3")
-    err_lines = Lines(proc)
-    err_lines.start()
+    err_lines = StderrLines(proc)
     try:
         _six_mib(src)
         wait_for(lambda: _says_full(err_lines.text), 15, "sync to say the storage is full")
