@@ -37,11 +37,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             fh.write(json.dumps(entry) + "\n")
 
 
-@pytest.fixture
-def reaper() -> Iterator[Reaper]:
-    r = Reaper()
+@pytest.fixture(autouse=True)
+def reaper(tmp_path: Path) -> Iterator[Reaper]:
+    """Every fault test: afterwards, no rclone daemon of a home under its tmp_path survives."""
+    r = Reaper(tmp_path)
     yield r
     r.reap()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_daemon_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Homes of module-scoped fixtures live outside any one test's tmp_path; sweep them all at the end."""
+    yield
+    Reaper(tmp_path_factory.getbasetemp()).reap()
 
 
 @pytest.fixture

@@ -93,6 +93,27 @@ def kill(pid: int, sig: int = signal.SIGKILL) -> bool:
     return True
 
 
+def rclone_daemons_of_homes_under(root: Path) -> list[int]:
+    """rclone daemons started by an uploader whose ``DATAUPLOADER_HOME`` lies under ``root`` (read from the
+    daemon's own environment, which it inherits): how a test finds every daemon it caused, orphans included."""
+    found = []
+    prefix = str(root).rstrip("/") + "/"
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or not is_rclone_daemon(int(entry.name)):
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        for item in env:
+            if item.startswith(b"DATAUPLOADER_HOME="):
+                home = os.path.join(cwd, os.fsdecode(item.split(b"=", 1)[1]))
+                if home.startswith(prefix):
+                    found.append(int(entry.name))
+    return found
+
+
 class Reaper:
     """Remembers every rclone daemon a test saw and stops the survivors (SIGKILL, by pid) when the test ends.
 
@@ -100,9 +121,10 @@ class Reaper:
     in a home's ``run/rcd-*.pid`` files count too, so an orphan the test never saw is not left running either.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.pids: set[int] = set()
         self.homes: list[Path] = []
+        self.root = root  # every daemon whose home lies below it counts as the test's own
 
     def add(self, pid: int | None) -> None:
         if pid:
@@ -117,6 +139,8 @@ class Reaper:
             for pidfile in (home / "run").glob("rcd-*.pid"):
                 with contextlib.suppress(OSError, ValueError):
                     pids.add(int(pidfile.read_text().strip()))
+        if self.root is not None:
+            pids.update(rclone_daemons_of_homes_under(self.root))
         return sorted(p for p in pids if alive(p) and is_rclone_daemon(p))
 
     def reap(self) -> list[int]:

@@ -8,15 +8,17 @@ message must name something specific (e.g. the config key ``settle`` rather than
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Result, write_tree
+from tests.conftest import REPO, Result, ensure_stopped, write_tree
 from tests.faults.checks import no_traceback, one_error_line
 
 
@@ -241,19 +243,27 @@ def test_bad_input(name: str, tmp_path: Path, paths: dict[str, str]) -> None:
             _fill(case.config, paths).encode("utf-8", errors="surrogateescape")
         )
     argv = [sys.executable, "-m", "engine", *(_fill(a, paths) for a in case.args)]
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
-        p = subprocess.run(
-            argv,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-        )
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
+        # A sync that accepted the input: abort it as a person would (Ctrl-C twice), so it stops its rclone.
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
         pytest.fail(f"still running after {RUN_TIMEOUT:.0f} s: the bad input was accepted")
-    r = Result(p.returncode, p.stdout, p.stderr)
+    finally:
+        ensure_stopped(proc)
+    r = Result(proc.returncode, out, err)
     no_traceback(r.out, r.err)
     line = one_error_line(r)
     assert r.code == 2, f"exit {r.code}: {line}"

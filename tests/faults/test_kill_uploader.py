@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, ensure_stopped
+from tests.conftest import Cli, ensure_stopped, wait_for
 from tests.faults import procs
 from tests.faults.checks import assert_complete, no_traceback
 from tests.faults.procs import Reaper
@@ -118,7 +118,10 @@ def test_no_orphaned_rclone_after_uploader_killed(trial: int, cli: Cli, src: Pat
             rcd = procs.wait_rclone_child(proc.pid, 30)
             assert rcd is not None, "the uploader started no rclone daemon"
             reaper.add(rcd)
-            time.sleep(t.rng.uniform(0.05, 1.5))
+            # Once files arrive the daemon is serving and no longer writes to the pipe the uploader reads (a
+            # daemon killed earlier may die of SIGPIPE on its start-up message, by luck rather than design).
+            wait_for(lambda: any((cli.storage / "ds").rglob("*")), 30, "the first files on storage")
+            time.sleep(t.rng.uniform(0, 1.0))
             proc.send_signal(signal.SIGKILL)
             t.note(f"uploader {proc.pid} killed; its rclone daemon is pid {rcd}")
             proc.communicate(timeout=60)
