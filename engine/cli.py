@@ -7,8 +7,10 @@ error with nothing transferred, 130 interrupted (run the same command again to r
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
+import os
 import signal
 import sys
 import threading
@@ -16,11 +18,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from engine import __version__
 from engine.catalogue import Catalogue, Credentials, Session, open_catalogue, require_session
-from engine.config import Profile, load_config
+from engine.config import Profile, load_config, parse_duration
 from engine.datasets import DatasetRequest, parse_meta
 from engine.errors import DataUploaderError, UsageError
 from engine.home import resolve_home
@@ -28,8 +30,9 @@ from engine.logs import setup_logging
 from engine.progress import Snapshot
 from engine.rclone import RcloneError
 from engine.rclone.errors import classify
+from engine.report import UploadReport
 from engine.status import STATUS_VERSION, dataset_status
-from engine.upload import UploadReport, UploadRequest, upload
+from engine.upload import UploadRequest, upload
 
 
 def _size(n: float) -> str:
@@ -104,14 +107,38 @@ def _positive(text: str) -> int:
     return n
 
 
+def _settle(text: str) -> float:
+    try:
+        return parse_duration(text, "--settle")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(" = ", 1)[-1]) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line that says what to do, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"datauploader: error: {message}; see `{self.prog} --help`\n")
+
+
+def _unknown_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """The message for options the (sub)command does not know, with the near miss a typo most likely meant."""
+    known = [o for a in parser._actions for o in a.option_strings]
+    parts = []
+    for extra in extras:
+        guess = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1) if extra.startswith("-") else []
+        parts.append(f"{extra} (did you mean {guess[0]}?)" if guess else extra)
+    return "unrecognized arguments: " + " ".join(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="datauploader",
         description="Upload instrument data to facility storage and register it in the data catalogue.",
     )
     parser.add_argument("--version", action="version", version=f"datauploader {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     up = sub.add_parser("upload", help="upload files and folders as one dataset (batch mode)")
@@ -121,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(sy)
     sy.add_argument(
         "--settle",
-        type=float,
-        metavar="SECONDS",
+        type=_settle,
+        metavar="DURATION",
         help="a file is complete when unchanged this long (default: profile 'settle', else 2)",
     )
 
@@ -151,6 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
     iv = sub.add_parser("investigations", help="list the investigations (proposals) you may upload to")
     iv.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
     iv.add_argument("--json", action="store_true", help="machine-readable output")
+    ve = sub.add_parser("verify", help="re-check datasets on the storage against what DataUploader stored")
+    ve.add_argument("--dataset", metavar="NAME", help="only this dataset (default: all)")
+    ve.add_argument(
+        "--download",
+        action="store_true",
+        help="read every file back and compare its sha256 (slow; proves content on any storage)",
+    )
+
+    sub.add_parser(
+        "repair", help="move a damaged journal aside and rebuild it (never changes anything on the storage)"
+    )
+    for choice in sub.choices.values():  # -v works after the sub-command too
+        choice.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
@@ -191,18 +233,33 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return _print_report(report)
 
 
+MAX_LISTED = 50  # failed files listed in full; `status` lists the rest
+
+
 def _print_report(report: UploadReport) -> int:
     out = sys.stdout
     rate = report.bytes_uploaded / report.elapsed if report.elapsed > 0 else 0.0
     out.write(
         f"dataset '{report.name}': {report.files_done}/{report.files_total} files registered "
-        f"({_size(report.bytes_total)}), {report.files_uploaded} uploaded now "
+        f"({_size(report.bytes_done)} of {_size(report.bytes_total)}), {report.files_uploaded} uploaded now "
         f"({_size(report.bytes_uploaded)} at {_size(rate)}/s) -> {report.location}\n"
     )
-    for rel, reason in report.failed:
+    for rel, reason in report.skipped[:MAX_LISTED]:
+        out.write(f"SKIPPED {rel}: {reason}\n")
+    if len(report.skipped) > MAX_LISTED:
+        out.write(f"... and {len(report.skipped) - MAX_LISTED} more skipped entries\n")
+    for rel, reason in report.failed[:MAX_LISTED]:
         out.write(f"FAILED {rel}: {reason}\n")
+    if len(report.failed) > MAX_LISTED:
+        out.write(
+            f"... and {len(report.failed) - MAX_LISTED} more failed files; `datauploader status` lists them\n"
+        )
+    for problem in report.problems:
+        out.write(f"ERROR {problem}\n")
     if report.failed:
         out.write(f"{len(report.failed)} file(s) failed; fix the cause and run the same command again\n")
+    elif report.problems:
+        out.write("the dataset is not complete; fix the cause and run the same command again\n")
     return report.exit_code
 
 
@@ -362,6 +419,49 @@ def cmd_investigations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from engine.verify import verify
+
+    results = verify(resolve_home(), dataset=args.dataset, download=args.download)
+    if not results:
+        print("no datasets yet")
+    bad = 0
+    for res in results:
+        state = "OK" if not res.differences else f"{len(res.differences)} DIFFERENT"
+        print(
+            f"dataset '{res.dataset}': {res.checked} files checked by {res.method}: {state} -> {res.location}"
+        )
+        for rel, problem in res.differences[:MAX_LISTED]:
+            print(f"DIFFERENT {rel}: {problem}")
+        if len(res.differences) > MAX_LISTED:
+            print(f"... and {len(res.differences) - MAX_LISTED} more")
+        bad += len(res.differences)
+    if bad:
+        print(f"{bad} file(s) on the storage differ from what DataUploader stored")
+    return 1 if bad else 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from engine.repair import repair
+
+    report = repair(resolve_home())
+    if report.damaged is None:
+        print("the journal is readable; nothing to move aside")
+    else:
+        print(f"the journal was damaged ({report.damaged}); it was moved to {report.moved_to}")
+        print(f"recovered {len(report.datasets)} dataset(s) and {report.files} file record(s) from it")
+    if report.from_catalogue:
+        print(
+            f"restored {len(report.from_catalogue)} dataset(s) from the local catalogue: "
+            + ", ".join(report.from_catalogue)
+        )
+    print(
+        "run your upload or sync command again: files already on the storage are checked and adopted when their "
+        "content matches, nothing is overwritten"
+    )
+    return 0
+
+
 _COMMANDS = {
     "upload": cmd_upload,
     "sync": cmd_sync,
@@ -370,6 +470,8 @@ _COMMANDS = {
     "logout": cmd_logout,
     "whoami": cmd_whoami,
     "investigations": cmd_investigations,
+    "verify": cmd_verify,
+    "repair": cmd_repair,
 }
 
 
@@ -379,7 +481,17 @@ def _sigterm(signum: int, frame: FrameType | None) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = next((w for w in words if not w.startswith("-")), None)
+    if command in subparsers.choices:
+        # Unknown options first: a typo'd --datset must not surface as "--dataset is required".
+        subparser = subparsers.choices[command]
+        known = {o for a in subparser._actions for o in a.option_strings} | {"--"}
+        unknown = [w for w in words if w.startswith("--") and w.split("=", 1)[0] not in known]
+        if unknown:
+            subparser.error(_unknown_options(subparser, unknown))
+    args = parser.parse_args(words)
     try:
         home = resolve_home()
         setup_logging(home, verbose=args.verbose)
@@ -402,6 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `datauploader status | head`: the reader is gone; say nothing more (flushing at exit would fail too).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ can try the tool without any server. Unknown keys are errors rather than warning
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, UsageError
+from engine.errors import ConfigError
 from engine.home import Home
 
 if sys.version_info >= (3, 11):
@@ -28,6 +29,42 @@ CATALOGUES = ("local", "scicat")
 RCLONE_ENV = "DATAUPLOADER_RCLONE"
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+_DURATION = re.compile(
+    r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)?\s*$", re.IGNORECASE
+)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any, what: str, *, minimum: float = 0.0) -> float:
+    """Seconds from ``30``, ``"30s"``, ``"500ms"``, ``"5m"``, ``"2min"``, ``"12h"``, ``"2d"``.
+
+    ``what`` names the setting the way the person wrote it (``--settle``, or ``'settle' in <file>``), so the one-line
+    error points at the right place. Infinite, NaN and negative values are refused: an endless settle time would
+    mean a sync that never uploads, silently."""
+    if isinstance(value, bool):
+        seconds = math.nan
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ConfigError(f"{what} = {value!r} is not a duration; write e.g. 30s, 5m, 12h")
+        unit = (m.group(2) or "s").lower()
+        factor = _UNITS["ms"] if unit == "ms" else _UNITS[unit[0]]
+        seconds = float(m.group(1)) * factor
+    if not math.isfinite(seconds) or seconds < minimum:
+        bound = "0 or more" if minimum == 0 else f"at least {minimum:g}"
+        raise ConfigError(f"{what} = {value!r} is not a duration of {bound} seconds; write e.g. 2s, 5m")
+    return seconds
+
+
+DEFAULT_SETTLE = 2.0
+DEFAULT_RESCAN = 60.0
+DEFAULT_RETRY_FOR = 12 * 3600.0
+DEFAULT_REGISTER_RETRY = 30.0
+DEFAULT_WAIT_FOR_STORAGE = 120.0
+DEFAULT_WEBDAV_PACER = "0ms"
 
 
 @dataclass(frozen=True)
@@ -63,6 +100,15 @@ class Profile:
     bwlimit: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     scicat: SciCatSettings | None = None
+    # Durations in seconds, parsed and checked when the config loads (a bad one fails every command alike).
+    settle: float = DEFAULT_SETTLE  # sync: how long a file must stay unchanged before it counts as complete
+    rescan: float = DEFAULT_RESCAN  # sync: interval of the reconciliation scans
+    retry_for: float = DEFAULT_RETRY_FOR  # how long to keep retrying while the storage is unreachable
+    register_retry: float = DEFAULT_REGISTER_RETRY  # sync: interval of retries of queued registrations
+    wait_for_storage: float = (
+        DEFAULT_WAIT_FOR_STORAGE  # upload: how long an unreachable storage is waited for
+    )
+    webdav_pacer: str = DEFAULT_WEBDAV_PACER
 
 
 @dataclass(frozen=True)
@@ -130,7 +176,11 @@ _EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {
     "exclude_defaults": bool,  # false drops the default excludes (*.tmp, *.part, ~$*, .~lock*, ...)
     "ready_markers": list,  # [{files = "scan_*.raw", marker = "scan_*.done"}, ...]
     "register_retry": (str, int, float),  # sync: interval of retries of queued catalogue registrations
+    "wait_for_storage": (str, int, float),  # upload: how long to wait for a storage unreachable at the start
 }
+
+# Duration keys of a profile and the smallest value each takes.
+_DURATIONS = {"settle": 0.0, "rescan": 0.1, "retry_for": 0.0, "register_retry": 0.1, "wait_for_storage": 0.0}
 
 _SCICAT_KEYS: dict[str, type | tuple[type, ...]] = {
     "url": str,
@@ -176,14 +226,9 @@ def _parse_scicat(raw: Any, key_prefix: str, where: Path) -> SciCatSettings:
     if "block_files" in values and not 1 <= values["block_files"] <= 10_000:
         raise ConfigError(f"{where}: '{key_prefix}.block_files' must be between 1 and 10000")
     if "expiry_warning" in values:
-        from engine.session import parse_duration
-
-        try:
-            values["expiry_warning"] = parse_duration(
-                values["expiry_warning"], f"{key_prefix}.expiry_warning"
-            )
-        except UsageError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+        values["expiry_warning"] = parse_duration(
+            values["expiry_warning"], f"{where}: '{key_prefix}.expiry_warning'"
+        )
     if "timeout" in values and values["timeout"] <= 0:
         raise ConfigError(f"{where}: '{key_prefix}.timeout' must be more than 0 seconds")
     values["url"] = url.rstrip("/")
@@ -242,6 +287,13 @@ def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     from engine.rules import rules_from_options
 
     rules_from_options(options, f"{where}: profile '{name}'")  # validate now: a bad rule is a config error
+    durations = {
+        k: parse_duration(options[k], f"{where}: '{key_prefix}.{k}'", minimum=low)
+        for k, low in _DURATIONS.items()
+        if k in options
+    }
+    pacer = options.get("webdav_pacer", DEFAULT_WEBDAV_PACER)
+    parse_duration(pacer, f"{where}: '{key_prefix}.webdav_pacer'")
     scicat = _parse_scicat(raw["scicat"], f"{key_prefix}.scicat", where) if "scicat" in raw else None
     if catalogue == "scicat" and scicat is None:
         raise ConfigError(
@@ -257,6 +309,8 @@ def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
         bwlimit=bwlimit,
         options=options,
         scicat=scicat,
+        webdav_pacer=pacer,
+        **durations,
     )
 
 

@@ -29,3 +29,8 @@ class StorageError(UsageError):
 
 class BusyError(UsageError):
     """Another DataUploader process is already working on the same dataset."""
+
+
+class StorageUnreachable(DataUploaderError):
+    """The storage did not answer (network, server down, rclone restarting): worth waiting for, not a usage error.
+    Exit code 1: nothing is wrong with the command, run it again when the storage is back."""

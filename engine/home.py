@@ -48,12 +48,37 @@ class Home:
         return self.data_dir / "run"
 
     def ensure(self) -> Home:
+        """Create the folders, private to the user (0700): they hold the journal (every file name of every
+        dataset), the catalogue, logs and possibly tokens. A folder that already existed keeps its mode, except
+        the run folder, which is always ours."""
         for d in (self.config_dir, self.data_dir, self.log_dir, self.run_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        # The run folder holds file lists naming the user's data and lock files; keep it private.
+            private_dir(d)
         with contextlib.suppress(OSError):
             os.chmod(self.run_dir, 0o700)
         return self
+
+
+def private_dir(path: Path) -> None:
+    """``mkdir -p`` with mode 0700 for every folder it creates."""
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+
+
+def private_file(path: Path) -> Path:
+    """Make sure ``path`` exists and only the user can read it (0600) before anything is written into it. SQLite
+    gives its -wal and -shm files the mode of the database file, so this covers them too."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    if os.name != "nt":
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+    return path
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:

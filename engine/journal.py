@@ -8,6 +8,7 @@ dataset of a million files stays fast; every query that the upload loop runs is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -18,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from engine.errors import UsageError
+from engine.home import private_dir, private_file
+
+SCHEMA_VERSION = 2
 
 # File states, in the order a file normally passes through them.
 DISCOVERED = "discovered"  # seen at the source; needs (re)hashing and uploading
@@ -68,6 +72,7 @@ CREATE TABLE IF NOT EXISTS files (
     verify TEXT,
     registered_sha256 TEXT,
     updated REAL NOT NULL,
+    stored_mtime REAL,  -- modification time on storage when verified (what `verify` compares where no hash exists)
     UNIQUE (dataset_id, rel)
 );
 CREATE INDEX IF NOT EXISTS files_by_state ON files (dataset_id, state, id);
@@ -81,6 +86,16 @@ CREATE TABLE IF NOT EXISTS registering (
     started REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS registering_by_dataset ON registering (dataset_id);
+-- Entries at the source that are not uploaded (engine.sources.Skipped): FIFOs, links to folders, and refused names.
+-- Kept so `status` and the run's summary can list them; replaced by each full scan of the dataset.
+CREATE TABLE IF NOT EXISTS skipped (
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    rel TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    refused INTEGER NOT NULL DEFAULT 0,
+    seen REAL NOT NULL,
+    PRIMARY KEY (dataset_id, rel)
+);
 CREATE TABLE IF NOT EXISTS progress (
     dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
     pid INTEGER NOT NULL,
@@ -96,6 +111,10 @@ CREATE TABLE IF NOT EXISTS progress (
     updated REAL NOT NULL
 );
 """
+
+
+class JournalDamaged(UsageError):
+    """The journal file cannot be read as a journal; ``datauploader repair`` rebuilds it."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,7 @@ class FileRecord:
     stored_hash: str | None
     verify: str | None
     registered_sha256: str | None
+    stored_mtime: float | None = None
 
 
 @dataclass
@@ -184,7 +204,7 @@ class Progress:
 
 _FILE_COLS = (
     "id, rel, source, size, mtime_ns, sha256, alt_hash, state, attempts, reason, writing, "
-    "stored_size, stored_sha256, stored_hash, verify, registered_sha256"
+    "stored_size, stored_sha256, stored_hash, verify, registered_sha256, stored_mtime"
 )
 _DATASET_COLS = (
     "id, profile, investigation, name, storage, target, catalogue, catalogue_id, description, "
@@ -202,6 +222,17 @@ def _dataset(row: Sequence[Any]) -> DatasetRecord:
     values = list(row)
     values[10] = json.loads(values[10])
     return DatasetRecord(*values)
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return True
+    text = str(exc)
+    return any(
+        s in text
+        for s in ("file is not a database", "malformed", "no such column", "no such table", "corrupt")
+    )
 
 
 def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
@@ -224,18 +255,51 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode never corrupts; a power cut may lose the last commits, which only means a file
-        # is checked again on storage at the next run (every step is idempotent).
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        with self._guard():
+            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode never corrupts; a power cut may lose the last commits, which only means a file
+            # is checked again on storage at the next run (every step is idempotent).
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._migrate()
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def _migrate(self) -> None:
+        """Bring a journal written by an older version up to date, in place (new columns only)."""
+        cols = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "stored_mtime" not in cols:
+            self._db.execute("ALTER TABLE files ADD COLUMN stored_mtime REAL")
+        self._db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A damaged database file (truncated, overwritten, not SQLite at all) becomes one clear error that says
+        what to do, instead of a traceback from deep inside a run."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise self._damaged(str(exc)) from None
+            raise
+
+    def _damaged(self, detail: str) -> JournalDamaged:
+        return JournalDamaged(
+            f"the journal {self.path} is damaged ({detail}); run `datauploader repair` to move it aside and "
+            "rebuild it (nothing on the storage is changed)"
         )
+
+    def integrity(self) -> None:
+        """A full check of the database file (reads all of it: for ``repair``, not for every run)."""
+        problems = [str(r[0]) for r in self._query("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise self._damaged("; ".join(problems[:3]))
 
     def close(self) -> None:
         with self._lock:
@@ -249,17 +313,18 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
+        with self._lock, self._guard():
             return self._db.execute(sql, args).fetchall()
 
     # -- datasets ---------------------------------------------------------------------------------------
@@ -473,6 +538,7 @@ class Journal:
             "stored_size",
             "stored_sha256",
             "stored_hash",
+            "stored_mtime",
             "verify",
             "registered_sha256",
         }
@@ -545,6 +611,30 @@ class Journal:
                     (dataset_id, *chunk),
                 )
         return n
+
+    def record_skipped(
+        self, dataset_id: int, entries: Sequence[tuple[str, str, bool]], *, replace: bool = False
+    ) -> None:
+        """Remember ``(rel, reason, refused)`` entries the scan did not upload; ``replace`` forgets older ones (a
+        full scan saw everything there is)."""
+        now = time.time()
+        with self.transaction() as db:
+            if replace:
+                db.execute("DELETE FROM skipped WHERE dataset_id=?", (dataset_id,))
+            db.executemany(
+                "INSERT OR REPLACE INTO skipped (dataset_id, rel, reason, refused, seen) VALUES (?,?,?,?,?)",
+                [(dataset_id, rel, reason, int(refused), now) for rel, reason, refused in entries],
+            )
+
+    def skipped(self, dataset_id: int, *, refused: bool, limit: int = 100_000) -> list[tuple[str, str]]:
+        """(rel, reason) of the dataset's skipped (``refused=False``) or refused entries."""
+        return [
+            (str(rel), str(reason))
+            for rel, reason in self._query(
+                "SELECT rel, reason FROM skipped WHERE dataset_id=? AND refused=? ORDER BY rel LIMIT ?",
+                (dataset_id, int(refused), limit),
+            )
+        ]
 
     def counts(self, dataset_id: int) -> Counts:
         c = Counts()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import re
+from pathlib import Path
+from typing import Any
 
-from engine.home import Home
+from engine.home import Home, private_dir, private_file
 
 _SECRET = re.compile(r"(?i)((?:pass(?:word)?|token|secret|key|authorization)\s*[=:]\s*)(['\"]?)[^'\"\s,]+")
 
@@ -22,14 +24,22 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The log names every file of every dataset: readable by the user only (0600), rotated files included."""
+
+    def _open(self) -> Any:
+        private_file(Path(self.baseFilename))
+        return super()._open()
+
+
 def setup_logging(home: Home, *, verbose: int = 0, console: bool = True) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
     for h in list(root.handlers):
         root.removeHandler(h)
     redact = RedactingFilter()
-    home.log_dir.mkdir(parents=True, exist_ok=True)
-    fileh = logging.handlers.RotatingFileHandler(
+    private_dir(home.log_dir)
+    fileh = _PrivateRotatingFileHandler(
         home.log_dir / "datauploader.log", maxBytes=10 << 20, backupCount=5, encoding="utf-8"
     )
     fileh.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -28,7 +28,7 @@ from engine.journal import (
 )
 from engine.rclone.daemon import RcloneError
 from engine.rclone.errors import classify
-from engine.rocrate import MANIFEST_NAME, CrateDataset, CrateFile, write_crate
+from engine.rocrate import MANIFEST_NAME, CrateDataset, CrateFile, is_own_crate, write_crate
 from engine.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ def complete_dataset(
     """
     counts = journal.counts(rec.id)
     in_flight = sum(counts.by_state.get(s, 0) for s in (DISCOVERED, UPLOADING, VERIFIED))
-    if counts.done == 0 or in_flight or (not seal and counts.done != counts.files):
+    whole = counts.done == counts.files and not journal.skipped(rec.id, refused=True, limit=1)
+    if counts.done == 0 or in_flight or (not seal and not whole):
         return rec, None
     crate = CrateDataset(
         name=rec.name,
@@ -117,7 +118,11 @@ def complete_dataset(
     if digest != rec.manifest_sha256:
         try:
             existing = storage.list(dataset_fs, [MANIFEST_NAME])
-            if MANIFEST_NAME in existing and rec.manifest_sha256 is None:
+            if (
+                MANIFEST_NAME in existing
+                and rec.manifest_sha256 is None
+                and not _our_manifest(storage, rec, run_dir)
+            ):
                 return rec, (
                     f"storage already holds a '{MANIFEST_NAME}' that DataUploader did not write; "
                     "it was not replaced (move it away on the storage)"
@@ -140,6 +145,18 @@ def complete_dataset(
         return rec, f"the catalogue refused to finalise the dataset: {exc}"
     rec = journal.update_dataset(rec.id, manifest_sha256=digest, state="complete")
     return rec, None
+
+
+def _our_manifest(storage: Storage, rec: DatasetRecord, run_dir: Path) -> bool:
+    """Whether the manifest on storage is one DataUploader wrote for this dataset (the journal that knew it was
+    lost): such a manifest is rewritten, anything else is left alone."""
+    with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
+        try:
+            path = storage.fetch(storage.fs(rec.target), MANIFEST_NAME, Path(tmp))
+            return is_own_crate(path, rec.name)
+        except (RcloneError, OSError, ValueError) as exc:
+            log.info("could not read the manifest on storage: %s", exc)
+            return False
 
 
 def _manifest_key(journal: Journal, rec: DatasetRecord) -> str:

@@ -142,3 +142,14 @@ def read_crate_files(path: Path) -> Iterator[tuple[str, int, str]]:
     for e in data["@graph"]:
         if e.get("@type") == "File":
             yield e["name"], int(e["contentSize"]), e["sha256"]
+
+
+def is_own_crate(path: Path, dataset: str) -> bool:
+    """A crate DataUploader wrote for ``dataset``: published by its SoftwareApplication entity, about that name."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    graph = data.get("@graph") if isinstance(data, dict) else None
+    if not isinstance(graph, list):
+        return False
+    ids = {e.get("@id"): e for e in graph if isinstance(e, dict)}
+    app, root = ids.get("#datauploader") or {}, ids.get("./") or {}
+    return app.get("name") == "DataUploader" and root.get("name") == dataset

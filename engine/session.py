@@ -7,36 +7,18 @@ limit, credentials) and both refuse bad configuration before anything moves.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from engine.catalogue import Catalogue, open_catalogue
 from engine.config import Profile, load_config
 from engine.errors import StorageError, UsageError
 from engine.home import Home
 from engine.journal import Journal
-from engine.rclone import RcloneDaemon, RcloneError, find_rclone
+from engine.rclone import RcloneDaemon, RcloneError, RcloneStartError, find_rclone
 from engine.storage import Storage
 
 log = logging.getLogger(__name__)
-
-DEFAULT_WEBDAV_PACER = "0ms"
-DEFAULT_RETRY_FOR = 12 * 3600.0
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(value: Any, key: str) -> float:
-    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"12h"``, ``"2d"``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise UsageError(f"'{key}' = {value!r} is not a duration; write e.g. 30s, 5m, 12h")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def rclone_env(profile: Profile, bwlimit: str | None) -> dict[str, str]:
@@ -44,9 +26,11 @@ def rclone_env(profile: Profile, bwlimit: str | None) -> dict[str, str]:
     env = {
         # rclone's webdav client spaces requests ≥ 10 ms apart by default, capping small files at ~30 files/s
         # whatever --transfers is; --transfers already bounds the load on the server.
-        "RCLONE_WEBDAV_PACER_MIN_SLEEP": str(profile.options.get("webdav_pacer", DEFAULT_WEBDAV_PACER)),
+        "RCLONE_WEBDAV_PACER_MIN_SLEEP": profile.webdav_pacer,
         # Our own retry loop (with back-off, per file) replaces rclone's immediate whole-job retries.
         "RCLONE_RETRIES": "1",
+        # A symbolic link to a file at the source uploads the file (-L; the scan never lists links to folders).
+        "RCLONE_LOCAL_COPY_LINKS": "true",
     }
     if bwlimit:
         env["RCLONE_BWLIMIT"] = bwlimit
@@ -75,10 +59,14 @@ class RunContext:
             self._start_error = exc
 
     def ready(self) -> None:
-        """Wait for rclone; a daemon that cannot start is a configuration problem (exit 2)."""
+        """Wait for rclone. One that refuses to start (bad flag, bad config) is a configuration problem (exit 2);
+        one that keeps dying is treated like an unreachable storage later: every call restarts it."""
         self.starter.join()
         exc = self._start_error
         if exc is None:
+            return
+        if not isinstance(exc, RcloneStartError):
+            log.warning("%s; will try again", exc.message)
             return
         if self.bwlimit and "bwlimit" in exc.message:
             raise UsageError(
@@ -103,7 +91,7 @@ def open_run(
     """Load the profile and start rclone; raise a :class:`UsageError` (exit 2) for anything misconfigured."""
     config = load_config(home)
     profile = config.profile(profile_name)
-    retry_for = parse_duration(profile.options.get("retry_for", DEFAULT_RETRY_FOR), "retry_for")
+    retry_for = profile.retry_for
     bw = bwlimit or profile.bwlimit
     daemon = RcloneDaemon(
         find_rclone(config.rclone),

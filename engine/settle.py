@@ -8,7 +8,9 @@ No single signal is enough, so they are combined:
   (an instrument may pause longer than ``settle`` between frames) — until it has been quiet for ``stale_open``,
   in case the close event was lost;
 - optional ready markers (``scan_001.raw`` waits for ``scan_001.done``);
-- a caller-supplied probe, on Windows an exclusive open, which fails while the writer still holds the file.
+- who has the file open: no file another process holds open for writing is ever complete (``busy``, by default
+  :func:`engine.openfiles.busy_files`: ``/proc`` on Linux, an exclusive open on Windows); this is the evidence
+  that survives a restart, when the close events of the previous run are gone.
 
 Timers live in one heap served by one thread, so thousands of files settle with one wake-up each, on time.
 """
@@ -19,10 +21,13 @@ import heapq
 import itertools
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from engine.openfiles import busy_files
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ class SettleTracker:
         on_ready: Callable[[list[Ready]], None],
         *,
         marker_exists: Callable[[str, str], bool] | None = None,
-        probe: Callable[[str], bool] | None = None,
+        busy: Callable[[list[str]], set[str]] | None = busy_files,
         stale_open: float | None = None,
         on_gone: Callable[[list[str]], None] | None = None,
     ) -> None:
@@ -64,7 +69,7 @@ class SettleTracker:
         self.on_ready = on_ready
         self.on_gone = on_gone
         self.marker_exists = marker_exists
-        self.probe = probe
+        self.busy = busy
         self.stale_open = stale_open if stale_open is not None else max(30.0, 10 * settle)
         self._entries: dict[str, _Entry] = {}
         self._waiting_marker: dict[str, set[str]] = {}
@@ -163,7 +168,7 @@ class SettleTracker:
                     log.exception("handing %d ready files to the uploader failed", len(ready))
 
     def _check(self, due: list[tuple[str, _Entry]], now: float) -> tuple[list[Ready], list[str]]:
-        ready: list[Ready] = []
+        candidates: list[tuple[str, _Entry]] = []
         gone: list[str] = []
         for key, e in due:
             try:
@@ -176,6 +181,10 @@ class SettleTracker:
             except OSError:
                 with self._cond:
                     self._schedule(key, e, now + self.settle)
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or socket: reading it could block forever
+                with self._cond:
+                    self._entries.pop(key, None)
                 continue
             with self._cond:
                 if (st.st_size, st.st_mtime_ns) != (e.size, e.mtime_ns):
@@ -195,26 +204,16 @@ class SettleTracker:
                 ):
                     self._waiting_marker.setdefault(e.marker, set()).add(key)
                     continue  # woken by the marker's own touch (event or rescan)
-            if self.probe is not None and not self.probe(e.path):
-                with self._cond:
+            candidates.append((key, e))
+        # One look at who has files open, for the whole batch of otherwise complete files.
+        busy = self.busy([e.path for _, e in candidates]) if self.busy and candidates else set()
+        ready: list[Ready] = []
+        with self._cond:
+            for key, e in candidates:
+                if e.path in busy:
+                    log.debug("%s is still open for writing by another process", key)
                     self._schedule(key, e, now + self.settle)
-                continue
-            with self._cond:
-                if self._entries.get(key) is e and e.due <= now:
+                elif self._entries.get(key) is e and e.due <= now:
                     del self._entries[key]
                     ready.append(Ready(key=key, path=e.path, size=e.size, mtime_ns=e.mtime_ns))
         return ready, gone
-
-
-def exclusive_open_probe(path: str) -> bool:
-    """Windows: can we open the file with no sharing? Fails while the instrument still has it open."""
-    if os.name != "nt":
-        return True
-    try:  # pragma: no cover - Windows only
-        import msvcrt  # noqa: F401
-
-        fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
-    except OSError:
-        return False
-    os.close(fd)
-    return True

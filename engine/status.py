@@ -100,9 +100,13 @@ def dataset_status(home: Home, *, max_failures: int = 20) -> list[DatasetStatus]
                     failed=p.failed,
                     updated=p.updated,
                 )
+            refused = journal.skipped(rec.id, refused=True, limit=max_failures)
+            n_refused = (
+                len(journal.skipped(rec.id, refused=True)) if len(refused) == max_failures else len(refused)
+            )
             if live is not None:
                 state = "uploading"
-            elif counts.failed:
+            elif counts.failed or refused:
                 state = "failed"
             elif rec.state == "complete" and counts.done == counts.files:
                 state = "complete"
@@ -111,7 +115,8 @@ def dataset_status(home: Home, *, max_failures: int = 20) -> list[DatasetStatus]
             failures = [
                 {"path": f.rel, "reason": f.reason or ""}
                 for f in journal.failures(rec.id, limit=max_failures)
-            ]
+            ] + [{"path": rel, "reason": reason} for rel, reason in refused]
+            failures = failures[:max_failures]
             out.append(
                 DatasetStatus(
                     id=rec.id,
@@ -122,9 +127,9 @@ def dataset_status(home: Home, *, max_failures: int = 20) -> list[DatasetStatus]
                     catalogue=rec.catalogue,
                     catalogue_id=rec.catalogue_id,
                     state=state,
-                    files_total=counts.files,
+                    files_total=counts.files + n_refused,
                     files_done=counts.done,
-                    files_failed=counts.by_state.get(FAILED, 0),
+                    files_failed=counts.by_state.get(FAILED, 0) + n_refused,
                     bytes_total=counts.bytes,
                     bytes_done=counts.bytes_by_state.get(REGISTERED, 0),
                     by_state=dict(counts.by_state),

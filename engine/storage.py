@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import StorageError
+from engine.backoff import backoff
+from engine.errors import StorageError, StorageUnreachable
 from engine.rclone.daemon import RcloneDaemon, RcloneError
+from engine.rclone.errors import PERMANENT, TRANSIENT, classify
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,20 @@ VERIFY_HASHES = ("sha256", "sha1", "md5")
 class RemoteFile:
     size: int
     hash: str | None
+    mtime: float | None = None  # epoch seconds, when asked for (size-only backends: what `verify` compares)
+
+
+def parse_time(text: str) -> float | None:
+    """rclone's RFC 3339 times with up to nanoseconds (``2026-11-27T12:33:01.123456789Z``) to epoch seconds."""
+    try:
+        main, _, rest = text.partition(".")
+        if rest:
+            digits = "".join(c for c in rest if c.isdigit())
+            zone = rest[len(digits) :]
+            text = f"{main}.{digits[:6]}{zone}"
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,36 @@ class Storage:
         self.checkers = checkers
         self._info: StorageInfo | None = None
 
+    def probe_waiting(
+        self,
+        target: str,
+        *,
+        limit: float,
+        stop: threading.Event,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> StorageInfo:
+        """:meth:`probe`, waiting with back-off up to ``limit`` seconds while the storage is unreachable (an
+        unattended sync started during a network blip must not die of it). ``on_wait`` hears the reason."""
+        deadline = time.monotonic() + limit
+        attempt = 0
+        while True:
+            try:
+                return self.probe(target)
+            except StorageUnreachable as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StorageUnreachable(
+                        f"{exc}; gave up after waiting {limit:.0f} s (profile key wait_for_storage); "
+                        "run the same command again when it is back"
+                    ) from None
+                delay = min(backoff(attempt), left)
+                attempt += 1
+                log.warning("%s; trying again in %.0f s", exc, delay)
+                if on_wait is not None:
+                    on_wait(str(exc))
+                if stop.wait(delay):
+                    raise KeyboardInterrupt from None
+
     def fs(self, *parts: str) -> str:
         return join_fs(self.root, *parts)
 
@@ -104,14 +151,21 @@ class Storage:
         return redact_fs(self.fs(*parts))
 
     def probe(self, target: str) -> StorageInfo:
-        """Check the storage is usable and create ``target`` on it; :class:`StorageError` (exit 2) if not."""
+        """Check the storage is usable and create ``target`` on it: :class:`StorageUnreachable` if it does not
+        answer (wait and try again), :class:`StorageError` (exit 2) if it answers no (misconfigured)."""
         if self._info is not None:
             return self._info
         try:
             info = self.daemon.call("operations/fsinfo", fs=self.root)
             self.daemon.call("operations/mkdir", fs=self.root, remote=target)
         except RcloneError as exc:
-            raise StorageError(f"storage '{redact_fs(self.root)}' is not usable: {exc.message}") from None
+            c = classify(exc.message)
+            if c.kind == TRANSIENT:
+                raise StorageUnreachable(
+                    f"storage '{redact_fs(self.root)}' is not reachable: {exc.message}"
+                ) from None
+            reason = c.reason if c.kind == PERMANENT else exc.message
+            raise StorageError(f"storage '{redact_fs(self.root)}' is not usable: {reason}") from None
         hashes = tuple(str(h) for h in info.get("Hashes") or ())
         verify = next((h for h in VERIFY_HASHES if h in hashes), None)
         self._info = StorageInfo(
@@ -141,10 +195,21 @@ class Storage:
             path.unlink(missing_ok=True)
 
     def list(
-        self, fs: str, names: Sequence[str] | None = None, hash_type: str | None = None
+        self,
+        fs: str,
+        names: Sequence[str] | None = None,
+        hash_type: str | None = None,
+        *,
+        mod_times: bool = False,
     ) -> dict[str, RemoteFile]:
-        """Files below ``fs`` (all, or only ``names``) with size and, if asked, hash. Missing folder → {}."""
-        opt: dict[str, Any] = {"recurse": True, "filesOnly": True, "noModTime": True, "noMimeType": True}
+        """Files below ``fs`` (all, or only ``names``) with size and, if asked, hash and modification time.
+        A missing folder is an empty one."""
+        opt: dict[str, Any] = {
+            "recurse": True,
+            "filesOnly": True,
+            "noModTime": not mod_times,
+            "noMimeType": True,
+        }
         if hash_type:
             opt.update(showHash=True, hashTypes=[hash_type])
         params: dict[str, Any] = {"fs": fs, "remote": "", "opt": opt}
@@ -164,7 +229,8 @@ class Storage:
         for item in out.get("list") or ():
             hashes = item.get("Hashes") or {}
             value = hashes.get(hash_type) if hash_type else None
-            result[item["Path"]] = RemoteFile(size=int(item["Size"]), hash=value or None)
+            mtime = parse_time(str(item["ModTime"])) if mod_times and item.get("ModTime") else None
+            result[item["Path"]] = RemoteFile(size=int(item["Size"]), hash=value or None, mtime=mtime)
         return result
 
     def copy(
@@ -217,6 +283,29 @@ class Storage:
         if status.get("error"):
             outcome.error = str(status["error"])
         return outcome
+
+    def hashsum(self, fs: str, names: Sequence[str], hash_type: str = "sha256") -> dict[str, str]:
+        """``hash_type`` of ``names`` below ``fs`` computed by reading them back (downloading, on a remote): the
+        proof of identity where the backend keeps no hash of its own. Costs a full read of each file."""
+        if not names:
+            return {}
+        with self._file_list(names) as lst:
+            out = self.daemon.call(
+                "operations/hashsum", fs=fs, hashType=hash_type, download=True, _filter={"FilesFrom0": [lst]}
+            )
+        found: dict[str, str] = {}
+        for line in out.get("hashsum") or ():
+            value, _, name = str(line).partition("  ")
+            if name and value and not value.startswith("ERROR"):
+                found[name] = value.strip()
+        return found
+
+    def fetch(self, fs: str, name: str, local_dir: Path) -> Path:
+        """Download ``fs/name`` into ``local_dir`` (a small file: the manifest)."""
+        self.daemon.call(
+            "operations/copyfile", srcFs=fs, srcRemote=name, dstFs=str(local_dir), dstRemote=name
+        )
+        return local_dir / name
 
     def put(self, local: Path, dst_fs: str, name: str) -> None:
         """Upload one local file (e.g. the dataset manifest) to ``dst_fs/name``."""

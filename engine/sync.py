@@ -12,34 +12,34 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.backoff import backoff
 from engine.catalogue import require_session
 from engine.config import load_config
 from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
 from engine.errors import UsageError
 from engine.home import Home
-from engine.journal import DISCOVERED, SETTLING, UPLOADING, VERIFIED, DatasetRecord, Journal
+from engine.journal import DISCOVERED, SETTLING, UPLOADING, DatasetRecord, Journal
 from engine.progress import ProgressCallback, ProgressTracker
 from engine.registration import complete_dataset
+from engine.report import UploadReport, build_report
 from engine.rules import rules_from_options
-from engine.session import RunContext, open_run, parse_duration
-from engine.settle import Ready, SettleTracker, exclusive_open_probe
-from engine.sources import FolderIndex, resolve_roots, scan
-from engine.upload import DatasetUploader, UploadReport, UploadRequest, backoff
+from engine.session import RunContext, open_run
+from engine.settle import Ready, SettleTracker
+from engine.sources import FolderIndex, Skipped, name_problem, printable, resolve_roots, scan
+from engine.upload import DatasetUploader, UploadRequest
 from engine.watching import Watcher
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SETTLE = 2.0
-DEFAULT_RESCAN = 60.0
 FULL_RESCAN_EVERY = 10
 HEARTBEAT = 5.0  # seconds between progress writes while idle (status presumes a run dead after 30 s)
-DEFAULT_REGISTER_RETRY = 30.0  # queued registrations (catalogue away, login expired) are retried this often
 
 
 @dataclass(frozen=True)
@@ -117,17 +117,9 @@ class SyncSession:
         profile = config.profile(self.request.profile)
         where = f"profile '{profile.name}'"
         self.rules = rules_from_options(profile.options, where)
-        self.settle = (
-            self.request.settle
-            if self.request.settle is not None
-            else parse_duration(profile.options.get("settle", DEFAULT_SETTLE), "settle")
-        )
-        if self.settle < 0:
-            raise UsageError("--settle must be 0 or more seconds")
-        self.rescan = parse_duration(profile.options.get("rescan", DEFAULT_RESCAN), "rescan")
-        self.register_retry = parse_duration(
-            profile.options.get("register_retry", DEFAULT_REGISTER_RETRY), "register_retry"
-        )
+        self.settle = self.request.settle if self.request.settle is not None else profile.settle
+        self.rescan = profile.rescan
+        self.register_retry = profile.register_retry
         req = self.request.dataset.validated()
         self.roots = resolve_roots(self.request.paths)
         with Journal(home.journal_file) as journal:
@@ -154,27 +146,30 @@ class SyncSession:
         # Watch first, then scan: a file created in between is seen by one or the other, never by neither.
         self.watcher.start()
         try:
+            skipped: list[Skipped] = []
             journal.stage_scan(
                 (f.rel, str(f.path(self.roots)), f.size, f.mtime_ns)
-                for f in scan(self.roots, self.rules, folders=self.index)
+                for f in scan(self.roots, self.rules, folders=self.index, on_skip=skipped.append)
             )
             ctx.ready()
-            ctx.storage.probe(req.target)
+            ctx.storage.probe_waiting(req.target, limit=ctx.profile.retry_for, stop=self._stopping)
             rec = open_dataset(journal, ctx.profile, req)
             journal.merge_scan(rec.id, SETTLING)
+            self._skipped: set[str] = set()
+            self.journal = journal
+            self.rec = rec
+            self._note_skipped(skipped, replace=True)
             rec = ensure_in_catalogue(ctx.catalogue, journal, rec)
             rec = journal.update_dataset(rec.id, state="open")
             self.rec = rec
-            self.journal = journal
             self.tracker = ProgressTracker(journal, rec.id, self.progress)
             self.settler = SettleTracker(
                 self.settle,
                 self._on_ready,
                 marker_exists=_marker_exists,
-                probe=exclusive_open_probe if os.name == "nt" else None,
                 on_gone=self._on_gone,
             )
-            self.uploader = DatasetUploader(ctx, rec, self.tracker, self._abort)
+            self.uploader = DatasetUploader(ctx, rec, self.tracker, self._abort, wait_when_full=True)
             try:
                 return self._loop(ctx, rec, started)
             finally:
@@ -231,25 +226,16 @@ class SyncSession:
         rec, reason = complete_dataset(
             journal, ctx.catalogue, ctx.storage, journal.get_dataset(rec.id), ctx.home.run_dir, seal=True
         )
-        counts = journal.counts(rec.id)
-        report = UploadReport(
-            dataset_id=rec.id,
-            name=rec.name,
+        report = build_report(
+            journal,
+            rec,
             location=ctx.storage.display_fs(rec.target),
-            files_total=counts.files,
-            bytes_total=counts.bytes,
-            files_done=counts.done,
-            files_uploaded=self.uploader.uploaded_files,
-            bytes_uploaded=self.uploader.uploaded_bytes,
-            complete=rec.state == "complete",
+            uploaded=self.uploader.uploaded,
             elapsed=time.monotonic() - started,
+            pending_reason=self.uploader.pending_reason(),
+            problems=[f"manifest: {reason}"] if reason else [],
         )
-        report.failed = [(f.rel, f.reason or "unknown") for f in journal.failures(rec.id)]
-        if reason:
-            report.failed.append(("ro-crate-metadata.json", reason))
-        unregistered = counts.by_state.get(VERIFIED, 0)
-        if unregistered:
-            report.failed.append((f"({unregistered} files)", self.uploader.pending_reason()))
+        counts = journal.counts(rec.id)
         settling = counts.by_state.get(SETTLING, 0)
         if settling:
             log.warning(
@@ -293,12 +279,13 @@ class SyncSession:
                 continue
             phase = "uploading"
             self.tracker.set_phase(phase)
-            if not self.uploader.one_pass():
+            outcome = self.uploader.one_pass()
+            if not outcome.reachable:
                 delay = backoff(attempt)
                 attempt += 1
                 phase = "waiting for storage"
                 self.tracker.set_phase(phase)
-                log.warning("storage not reachable; retrying in %.0f s", delay)
+                log.warning("%s; retrying in %.0f s", outcome.describe(), delay)
                 self._abort.wait(delay)
                 self._kick.set()
                 continue
@@ -319,12 +306,18 @@ class SyncSession:
             self.settler.forget(rel)
             self._on_gone([rel])
             return
+        problem = name_problem(rel)
+        if problem:
+            self._note_skipped([Skipped(printable(rel), problem, refused=True)])
+            return
         st: os.stat_result | None = None
         if kind in ("created", "moved"):
             try:
                 st = os.stat(path)
             except OSError:
                 return
+            if not stat.S_ISREG(st.st_mode):
+                return  # FIFOs, sockets, links to folders: the next reconciliation scan lists them as skipped
         writing: bool | None = None
         if kind in ("closed", "moved"):
             writing = False
@@ -374,6 +367,17 @@ class SyncSession:
         if n:
             log.debug("forgot %d files that vanished before upload (temporary files)", n)
 
+    def _note_skipped(self, entries: list[Skipped], *, replace: bool = False) -> None:
+        """Record entries that are not uploaded (once each, with a warning) so the summary and `status` list them."""
+        new = [x for x in entries if replace or x.rel not in self._skipped]
+        if not new and not replace:
+            return
+        for x in new:
+            if x.rel not in self._skipped:
+                log.warning("%s %s: %s", "refused" if x.refused else "skipped", x.rel, x.reason)
+        self._skipped |= {x.rel for x in new}
+        self.journal.record_skipped(self.rec.id, [(x.rel, x.reason, x.refused) for x in new], replace=replace)
+
     def _reconcile(self) -> None:
         """Compare the folders with the journal; anything new or changed that no event announced is settled
         now. Cheap: one stat per folder, and a listing (one stat per file, no reading) only of folders whose
@@ -384,8 +388,9 @@ class SyncSession:
         self._rescans += 1
         known: dict[str, tuple[int, int]] | None = None
         hints = 0
+        skipped: list[Skipped] = []
         try:
-            for f in scan(self.roots, self.rules, folders=self.index, full=full):
+            for f in scan(self.roots, self.rules, folders=self.index, full=full, on_skip=skipped.append):
                 if known is None:
                     known = self.journal.known_files(self.rec.id)
                 if known.get(f.rel) != (f.size, f.mtime_ns):
@@ -395,6 +400,7 @@ class SyncSession:
                     )
         except UsageError as exc:
             log.warning("reconciliation scan: %s", exc)
+        self._note_skipped(skipped)
         if hints:
             log.info("reconciliation found %d files no event announced", hints)
         log.debug(
@@ -407,4 +413,4 @@ def _marker_exists(marker: str, path: str) -> bool:
     return os.path.exists(os.path.join(os.path.dirname(path), os.path.basename(marker)))
 
 
-__all__ = ["DEFAULT_SETTLE", "SyncRequest", "SyncSession"]
+__all__ = ["SyncRequest", "SyncSession"]

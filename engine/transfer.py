@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections import defaultdict
@@ -24,7 +25,7 @@ from typing import Any
 from engine.hashing import Digest, SourceChanged, hash_file
 from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, FileRecord, Journal
 from engine.rclone.daemon import RcloneError
-from engine.rclone.errors import PERMANENT, TRANSIENT, classify
+from engine.rclone.errors import PERMANENT, TRANSIENT, Classified, classify
 from engine.storage import RemoteFile, Storage
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class BatchResult:
     changed: list[Item] = field(default_factory=list)  # source changed meanwhile; back to discovered
     bytes_moved: int = 0
     transient: bool = False  # the storage looked unreachable: back off before the next batch
+    full: bool = False  # ... because it is full (sync mode waits for space)
 
 
 def foreign_reason(rel: str) -> str:
@@ -86,7 +88,11 @@ class BatchTransfer:
         alt_hash: str | None,
         max_attempts: int = 5,
         stop: threading.Event | None = None,
+        wait_when_full: bool = False,
     ) -> None:
+        """``wait_when_full``: a full storage delays files instead of failing them (sync mode: someone will make
+        room, and the instrument keeps writing meanwhile)."""
+        self.wait_when_full = wait_when_full
         self.pool = pool
         self.alt = alt_hash
         self.storage = storage
@@ -136,6 +142,8 @@ class BatchTransfer:
             return "the source file disappeared before it could be uploaded"
         except OSError as exc:
             return f"cannot read the source file: {exc.strerror}"
+        if not stat.S_ISREG(st.st_mode):
+            return "the source is no longer a regular file (a FIFO, socket or device took its name)"
         if (
             f.sha256
             and (self.alt is None or f.alt_hash)
@@ -176,11 +184,8 @@ class BatchTransfer:
                 d = futures[f.id].result()
                 if isinstance(d, str):
                     result.failed.append((Item(f, _NO_DIGEST), d))
-                elif c.kind == PERMANENT:
-                    result.failed.append((Item(f, d), c.reason))
                 else:
-                    result.transient |= c.kind == TRANSIENT
-                    result.retry.append((Item(f, d), c.reason, c.kind != TRANSIENT))
+                    self._sort(Item(f, d), c, result)
             log.warning("batch of %d files: %s", len(files), c.reason)
         log.debug("batch of %d files: %.3f s", len(files), time.perf_counter() - t0)
         self._record(result, seen)
@@ -195,7 +200,10 @@ class BatchTransfer:
         to_copy: list[FileRecord],
     ) -> None:
         """Files whose path already exists on storage: identical → verified, ours → copy again, else refuse."""
-        remote = self.storage.list(self.dataset_fs, [f.rel for f in present], self.verify_hash)
+        remote = self.storage.list(
+            self.dataset_fs, [f.rel for f in present], self.verify_hash, mod_times=self.verify_hash is None
+        )
+        unproven: list[tuple[Item, RemoteFile]] = []
         for f in present:
             item = _item(f, futures, result)
             if item is None:
@@ -210,8 +218,20 @@ class BatchTransfer:
                 result.verified.append(item)
             elif self._ours(item, r):
                 to_copy.append(f)
+            elif r.size == item.digest.size:
+                unproven.append((item, r))  # same size, and no hash from the backend to tell: read it back
             else:
                 result.failed.append((item, foreign_reason(f.rel)))
+        if unproven:
+            # After a lost journal, files on storage are unknown to us: adopt those whose content is proven
+            # identical to the source, refuse the rest. Never overwrite what we cannot prove is ours.
+            sums = self.storage.hashsum(self.dataset_fs, [i.rec.rel for i, _ in unproven])
+            for item, r in unproven:
+                if sums.get(item.rec.rel) == item.digest.sha256:
+                    seen[item.rec.rel] = r
+                    result.verified.append(item)
+                else:
+                    result.failed.append((item, foreign_reason(item.rec.rel)))
 
     def _copy(
         self,
@@ -253,7 +273,9 @@ class BatchTransfer:
                 errors.update(outcome.file_errors)
                 job_error = outcome.error or job_error
         t0 = time.perf_counter()
-        after = self.storage.list(self.dataset_fs, [f.rel for f in files], self.verify_hash)
+        after = self.storage.list(
+            self.dataset_fs, [f.rel for f in files], self.verify_hash, mod_times=self.verify_hash is None
+        )
         log.debug("verify listing of %d files: %.3f s", len(files), time.perf_counter() - t0)
         for f in files:
             item = _item(f, futures, result)
@@ -277,12 +299,7 @@ class BatchTransfer:
                 if raw is None:
                     result.retry.append((item, "not found on storage after the copy", True))
                     continue
-                c = classify(raw)
-                if c.kind == PERMANENT:
-                    result.failed.append((item, c.reason))
-                else:
-                    result.transient |= c.kind == TRANSIENT
-                    result.retry.append((item, c.reason, c.kind != TRANSIENT))
+                self._sort(item, classify(raw), result)
             elif r.size != item.digest.size:
                 result.retry.append(
                     (item, f"size on storage {r.size} differs from the source's {item.digest.size}", True)
@@ -292,6 +309,17 @@ class BatchTransfer:
                     (item, f"{self.verify_hash} checksum on storage differs from the source", True)
                 )
         return after
+
+    def _sort(self, item: Item, c: Classified, result: BatchResult) -> None:
+        """Fail, retry later (transient trouble never uses up a file's attempts) or retry a few times."""
+        if c.full and self.wait_when_full:
+            result.transient = result.full = True
+            result.retry.append((item, c.reason, False))
+        elif c.kind == PERMANENT:
+            result.failed.append((item, c.reason))
+        else:
+            result.transient |= c.kind == TRANSIENT
+            result.retry.append((item, c.reason, c.kind != TRANSIENT))
 
     def _record(self, result: BatchResult, seen: dict[str, RemoteFile]) -> None:
         updates: list[tuple[int, dict[str, Any]]] = []
@@ -312,6 +340,7 @@ class BatchTransfer:
                         "stored_size": item.digest.size,
                         "stored_sha256": item.digest.sha256,
                         "stored_hash": stored_hash,
+                        "stored_mtime": r.mtime if r else None,
                         "verify": self.verify_hash if stored_hash else "size",
                     },
                 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from collections import deque
@@ -19,16 +18,19 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from engine.backoff import backoff
 from engine.catalogue import AuthError, CatalogueError, TransientError, require_session
 from engine.config import load_config
 from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
+from engine.errors import UsageError
 from engine.home import Home
 from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord, Journal
 from engine.progress import ProgressCallback, ProgressTracker
 from engine.registration import complete_dataset, register_verified
+from engine.report import UploadReport, build_report
 from engine.rules import rules_from_options
 from engine.session import RunContext, open_run
-from engine.sources import resolve_roots, scan
+from engine.sources import Skipped, resolve_roots, scan
 from engine.transfer import BatchResult, BatchTransfer
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,6 @@ MIN_BATCH_FILES = 100
 MIN_BATCH_BYTES = 64 << 20
 LANES = 2
 MAX_ATTEMPTS = 5
-BACKOFF_FIRST = 2.0
-BACKOFF_MAX = 300.0
 
 
 @dataclass(frozen=True)
@@ -53,34 +53,44 @@ class UploadRequest:
 
 
 @dataclass
-class UploadReport:
-    dataset_id: int
-    name: str
-    location: str
-    files_total: int = 0
-    bytes_total: int = 0
-    files_done: int = 0
-    files_uploaded: int = 0
-    bytes_uploaded: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    complete: bool = False
-    elapsed: float = 0.0
+class PassOutcome:
+    """What one pass over the pending files met: enough to back off sensibly and to say why, naming files."""
 
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.complete and not self.failed else 1
+    reachable: bool = True
+    full: bool = False
+    retries: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files to try again
 
+    def add(self, result: BatchResult) -> None:
+        self.reachable &= not result.transient
+        self.full |= result.full
+        self.retries += [(item.rec.rel, reason) for item, reason, _ in result.retry]
 
-def backoff(attempt: int) -> float:
-    """Exponential back-off with ±20 % jitter, so many uploaders do not hammer a recovering server in step."""
-    return min(BACKOFF_MAX, BACKOFF_FIRST * 2.0**attempt) * random.uniform(0.8, 1.2)
+    def describe(self, limit: int = 3) -> str:
+        """One line for the log: the cause, and which files wait for it."""
+        if not self.retries:
+            return "storage not reachable" if not self.reachable else "nothing to retry"
+        causes: dict[str, list[str]] = {}
+        for rel, reason in self.retries:
+            causes.setdefault(reason, []).append(rel)
+        parts = []
+        for reason, rels in list(causes.items())[:limit]:
+            names = ", ".join(rels[:limit]) + (f" and {len(rels) - limit} more" if len(rels) > limit else "")
+            parts.append(f"{names}: {reason}")
+        what = "storage full" if self.full else "storage not reachable" if not self.reachable else "retry"
+        return f"{what}: {len(self.retries)} file(s) to try again ({'; '.join(parts)})"
 
 
 class DatasetUploader:
     """Uploads the pending files of one dataset; shared by batch mode and (per batch) sync mode."""
 
     def __init__(
-        self, ctx: RunContext, rec: DatasetRecord, tracker: ProgressTracker, stop: threading.Event
+        self,
+        ctx: RunContext,
+        rec: DatasetRecord,
+        tracker: ProgressTracker,
+        stop: threading.Event,
+        *,
+        wait_when_full: bool = False,
     ) -> None:
         self.ctx = ctx
         self.journal = ctx.journal
@@ -101,9 +111,9 @@ class DatasetUploader:
             alt_hash=info.verify_hash if info.verify_hash not in (None, "sha256") else None,
             max_attempts=MAX_ATTEMPTS,
             stop=stop,
+            wait_when_full=wait_when_full,
         )
-        self.uploaded_files = 0
-        self.uploaded_bytes = 0
+        self.uploaded: dict[int, int] = {}  # file id → size of every file this run verified
         self._count_lock = threading.Lock()
         self._register_lock = threading.Lock()
         self.register_error: CatalogueError | None = None  # why the last registration attempt failed
@@ -145,37 +155,36 @@ class DatasetUploader:
 
     # -- the loop ----------------------------------------------------------------------------------------
 
-    def one_pass(self) -> bool:
+    def one_pass(self) -> PassOutcome:
         """Upload every pending file once, with up to ``LANES`` batches in flight.
 
         Two lanes keep rclone busy: while one batch is being verified and registered, the next one copies.
-        Returns False when the storage looked unreachable (the caller backs off), True otherwise.
+        The outcome says whether the storage looked unreachable (the caller backs off) and what needs retrying.
         """
-        reachable = True
+        outcome = PassOutcome()
         in_flight: deque[Future[BatchResult]] = deque()
         with ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="lane") as lanes:
             try:
                 for n, batch in enumerate(self._batches()):
-                    if self.stop.is_set() or not reachable:
+                    if self.stop.is_set() or not outcome.reachable:
                         break
                     in_flight.append(lanes.submit(self._one_batch, batch, n))
                     while len(in_flight) >= LANES:
-                        reachable &= not in_flight.popleft().result().transient
+                        outcome.add(in_flight.popleft().result())
                 for fut in in_flight:
-                    reachable &= not fut.result().transient
+                    outcome.add(fut.result())
             except BaseException:
                 # Ctrl-C lands here, in the main thread: tell the lanes to stop their rclone jobs now rather
                 # than letting the pool wait for them to finish.
                 self.stop.set()
                 raise
-        return reachable
+        return outcome
 
     def _one_batch(self, batch: list[FileRecord], n: int) -> BatchResult:
         result = self.transfer.run(batch, on_bytes=lambda b: self.tracker.set_in_flight(b, n))
         self.tracker.set_in_flight(0, n)
         with self._count_lock:
-            self.uploaded_files += len(result.verified)
-            self.uploaded_bytes += result.bytes_moved
+            self.uploaded.update((i.rec.id, i.digest.size) for i in result.verified)
         if result.failed:
             self.tracker.add_failed(len(result.failed))
         self.register()
@@ -187,7 +196,7 @@ class DatasetUploader:
         attempt = 0
         while not self.stop.is_set():
             done_before = self.journal.counts(self.rec.id).done
-            reachable = self.one_pass()
+            outcome = self.one_pass()
             if self.stop.is_set() or not self.has_pending():
                 return
             if self.journal.counts(self.rec.id).done > done_before:
@@ -197,12 +206,8 @@ class DatasetUploader:
                 return
             delay = backoff(attempt)
             attempt += 1
-            self.tracker.set_phase("waiting for storage" if not reachable else "retrying")
-            log.warning(
-                "%s; retrying in %.0f s",
-                "storage not reachable" if not reachable else "some files need another try",
-                delay,
-            )
+            self.tracker.set_phase("waiting for storage" if not outcome.reachable else "retrying")
+            log.warning("%s; retrying in %.0f s", outcome.describe(), delay)
             if self.stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
                 return
             self.tracker.set_phase("uploading")
@@ -346,15 +351,28 @@ def upload(
             lock = lock_dataset(home.run_dir, profile.name, req)
             try:
                 # The whole scan is staged before anything is created or moved: a collision is a usage error.
-                journal.stage_scan(
-                    (f.rel, str(f.path(roots)), f.size, f.mtime_ns) for f in scan(roots, rules)
+                skipped: list[Skipped] = []
+                found = journal.stage_scan(
+                    (f.rel, str(f.path(roots)), f.size, f.mtime_ns)
+                    for f in scan(roots, rules, on_skip=skipped.append)
                 )
+                if not found and not skipped and not _known(journal, profile.name, req):
+                    raise UsageError(
+                        f"nothing to upload: {', '.join(r.label for r in roots)} holds no files (after the "
+                        "exclude rules); nothing was done"
+                    )
                 ctx.ready()
-                return _upload_dataset(ctx, req, progress, stop, started)
+                return _upload_dataset(ctx, req, progress, stop, started, skipped)
             finally:
                 lock.release()
         finally:
             ctx.close()
+
+
+def _known(journal: Journal, profile: str, req: DatasetRequest) -> bool:
+    """Whether the dataset has files from earlier runs (its source may since have been emptied)."""
+    rec = journal.find_dataset(profile, req.investigation or "", req.name)
+    return rec is not None and journal.counts(rec.id).files > 0
 
 
 def _upload_dataset(
@@ -363,11 +381,15 @@ def _upload_dataset(
     progress: ProgressCallback | None,
     stop: threading.Event,
     started: float,
+    skipped: list[Skipped],
 ) -> UploadReport:
     journal, storage = ctx.journal, ctx.storage
-    storage.probe(req.target)
+    storage.probe_waiting(req.target, limit=ctx.profile.wait_for_storage, stop=stop)
     rec = open_dataset(journal, ctx.profile, req)
     scan_result = journal.merge_scan(rec.id)
+    journal.record_skipped(rec.id, [(x.rel, x.reason, x.refused) for x in skipped], replace=True)
+    for x in skipped:
+        log.warning("%s %s: %s", "refused" if x.refused else "skipped", x.rel, x.reason)
     log.info(
         "dataset %s: %d files at the source, %d new, %d changed",
         rec.name,
@@ -398,23 +420,12 @@ def _upload_dataset(
         tracker.finish()
     if stop.is_set():
         raise KeyboardInterrupt
-    counts = journal.counts(rec.id)
-    report = UploadReport(
-        dataset_id=rec.id,
-        name=rec.name,
+    return build_report(
+        journal,
+        journal.get_dataset(rec.id),
         location=storage.display_fs(rec.target),
-        files_total=counts.files,
-        bytes_total=counts.bytes,
-        files_done=counts.done,
-        files_uploaded=up.uploaded_files,
-        bytes_uploaded=up.uploaded_bytes,
-        complete=rec.state == "complete",
+        uploaded=up.uploaded,
+        elapsed=time.monotonic() - started,
+        pending_reason=up.pending_reason(),
+        problems=[f"manifest: {reason}"] if reason else [],
     )
-    report.failed = [(f.rel, f.reason or "unknown") for f in journal.failures(rec.id)]
-    pending = counts.files - counts.done - counts.failed
-    if pending:
-        report.failed.append((f"({pending} files)", up.pending_reason()))
-    if reason:
-        report.failed.append(("ro-crate-metadata.json", reason))
-    report.elapsed = time.monotonic() - started
-    return report

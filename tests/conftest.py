@@ -110,3 +110,27 @@ def write_tree(root: Path, files: dict[str, bytes]) -> Path:
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def child_pids(parent: int, name: bytes = b"rclone") -> list[int]:
+    """Live children of ``parent`` whose command line mentions ``name`` (Linux /proc)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and name in (p / "cmdline").read_bytes():
+                found.append(int(p.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -153,13 +153,19 @@ class Server:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> Server:
-        if self.running():
-            return self
+    def configure(self) -> Server:
+        """Pick the port and write the client's rclone.conf without starting the server (a storage that is
+        configured but not up yet)."""
         if not self.port:
             self.port = free_port()
         self.rclone_conf.write_text(_conf_section(self.remote, self.client_options()), encoding="utf-8")
         os.chmod(self.rclone_conf, 0o600)
+        return self
+
+    def start(self) -> Server:
+        if self.running():
+            return self
+        self.configure()
         self._spawn()
         self.after_start()
         return self

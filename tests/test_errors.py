@@ -27,6 +27,8 @@ from engine.rclone.errors import PERMANENT, TRANSIENT, UNKNOWN, classify
         ("NoSuchBucket: The specified bucket does not exist", PERMANENT, "bucket does not exist"),
         ("write /data/a.bin: no space left on device", PERMANENT, "full or over quota"),
         ("507 Insufficient Storage", PERMANENT, "full or over quota"),
+        ("preallocate: file too big for remaining disk space", PERMANENT, "full or over quota"),
+        ("mkdir /data/raw/ds: operation not permitted", PERMANENT, "refused access"),
         ("something nobody has seen before", UNKNOWN, "upload failed"),
     ],
 )

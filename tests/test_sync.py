@@ -16,7 +16,7 @@ import pytest
 from engine.datasets import DatasetRequest
 from engine.home import resolve_home
 from engine.sync import SyncRequest, SyncSession
-from tests.conftest import Cli, wait_for
+from tests.conftest import Cli, ensure_stopped, wait_for
 
 SETTLE = "0.5"
 
@@ -258,3 +258,92 @@ def test_reconciliation_finds_a_file_whose_event_was_lost(tmp_path: Path, src: P
     assert session.error is None, session.error
     assert session.report is not None and session.report.files_done == 2
     assert threading.active_count() < 20
+
+
+class StorageMonitor:
+    """Polls the storage folder every 50 ms and records every size each file was seen at."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.seen: dict[str, set[int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            if not self.dest.exists():
+                continue
+            for p in self.dest.rglob("*"):
+                try:
+                    if p.is_file():
+                        self.seen.setdefault(p.name, set()).add(p.stat().st_size)
+                except OSError:
+                    continue
+
+    def stop(self) -> dict[str, set[int]]:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+
+def test_restart_never_uploads_a_file_another_process_still_writes(cli: Cli, src: Path) -> None:
+    """Issue 9, defect 1: after kill -9 and a restart, the close-after-write evidence is gone; a writer that pauses
+    longer than the settle time with the file open must still not have a partial file uploaded."""
+    chunk, chunks = 64 * 1024, 4
+    w = writer(
+        "import os,time\n"
+        f"d={str(src)!r}\n"
+        "for n in range(3):\n"
+        "    with open(os.path.join(d, f'frame_{n}.raw'), 'wb') as f:\n"
+        f"        for i in range({chunks}):\n"
+        f"            f.write(bytes([i]) * {chunk}); f.flush(); time.sleep(1.6)\n"
+    )
+    monitor = StorageMonitor(cli.storage / "ds")
+    s = Sync(cli, src, "--settle", "1")
+    try:
+        wait_for(lambda: (src / "frame_0.raw").exists(), 10, "the writer to start")
+        time.sleep(2.0)
+        s.kill()  # kill -9: the next run starts with no close events for the open file
+        s = Sync(cli, src, "--settle", "1")
+        assert w.wait(60) == 0
+        final = {f"frame_{n}.raw" for n in range(3)}
+        wait_for(lambda: final <= set(monitor.seen), 20, "all frames on storage")
+        time.sleep(1.0)
+        code, out, err = s.stop()
+        assert code == 0, err
+    finally:
+        s.kill()
+        ensure_stopped(w)
+        seen = monitor.stop()
+    for name in final:
+        assert seen[name] == {chunk * chunks}, f"storage held {name} at sizes {sorted(seen[name])}"
+        assert (cli.storage / "ds" / name).read_bytes() == (src / name).read_bytes()
+
+
+def test_counts_are_files_not_attempts(cli: Cli, src: Path) -> None:
+    """Issue 9, defect 9: a file uploaded twice (changed after its first upload) is one file in the summary."""
+    s = Sync(cli, src)
+    try:
+        f = src / "a.dat"
+        f.write_bytes(b"first")
+        wait_for(lambda: (s.dest / "a.dat").exists(), 10, "first version")
+        f.write_bytes(b"second, longer")
+        wait_for(lambda: (s.dest / "a.dat").read_bytes() == b"second, longer", 10, "second version")
+        (src / "b.dat").write_bytes(b"b")
+        wait_for(lambda: (s.dest / "b.dat").exists(), 10, "b.dat")
+        code, out, err = s.stop()
+    finally:
+        s.kill()
+    assert code == 0, err
+    assert "2/2 files registered" in out and "2 uploaded now (15 B" in out, out
+
+
+def test_sync_stopped_before_any_file_exits_0(cli: Cli, src: Path) -> None:
+    s = Sync(cli, src)
+    try:
+        code, out, err = s.stop()
+    finally:
+        s.kill()
+    assert code == 0, (out, err)
+    assert "0/0 files registered" in out and "FAILED" not in out

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.catalogue.base import Credentials, DatasetSpec, FileEntry, Investigation, Session
+from engine.home import private_dir, private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS investigations (
@@ -54,7 +55,8 @@ class LocalCatalogue:
     can_create_investigations = True
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

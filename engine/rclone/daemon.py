@@ -20,10 +20,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from engine.procs import pid_alive
+from engine.procs import bind_to_this_process, die_with_parent_hook, pid_alive
 from engine.rclone.rc_client import RcClient, RcTransportError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ _START_TIMEOUT = 20.0
 
 
 class RcloneError(Exception):
-    """An rc call failed. ``status`` is rclone's HTTP status (404 not found, 500 for most backend errors)."""
+    """An rc call failed. ``status`` is rclone's HTTP status (404 not found, 500 for most backend errors); 0 means
+    the daemon itself could not be reached (it died, or is restarting), which is always worth another try."""
 
     def __init__(self, path: str, status: int, message: str) -> None:
         super().__init__(message)
@@ -43,8 +45,23 @@ class RcloneError(Exception):
         self.message = message
 
 
+class RcloneStartError(RcloneError):
+    """rclone refused to start and said why (a bad flag, an unreadable config file): a configuration problem, not a
+    crash. A daemon that merely died while starting is restarted instead."""
+
+
+class _Crashed(Exception):
+    """The daemon died (or hung) before it served: try again."""
+
+
 class RcloneDaemon:
-    """Starts lazily on the first call, restarts if it died, stops with :meth:`stop`."""
+    """Starts lazily on the first call, restarts if it died, stops with :meth:`stop`.
+
+    rclone dying is transient by definition (killed by an OOM killer, a confused admin, a crash): every call that
+    finds it gone starts a new one, and a start that dies half way is tried again a few times before the error
+    reaches the caller, who treats it like an unreachable storage (back off, try later)."""
+
+    START_ATTEMPTS = 4
 
     def __init__(
         self,
@@ -65,29 +82,46 @@ class RcloneDaemon:
         self._client: RcClient | None = None
         self._lock = threading.Lock()
         self._pidfile: Path | None = None
+        # Linux sends the parent-death signal when the *thread* that forked ends: spawn from one long-lived thread.
+        self._spawner: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        proc = self._proc
+        return proc.pid if proc else None
 
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        proc = self._proc
+        return proc is not None and proc.poll() is None
 
     def start(self) -> None:
         with self._lock:
-            if self.running():
-                return
-            if self._proc is not None:
-                log.warning(
-                    "rclone daemon (pid %s) exited with %s; restarting", self._proc.pid, self._proc.poll()
-                )
-                self._cleanup()
-            reap_orphans(self.run_dir)
-            self._spawn()
+            self._ensure_started()
 
-    def _spawn(self) -> None:
+    def _ensure_started(self) -> RcClient:
+        """The client of a running daemon, starting one if needed. Call with the lock held."""
+        if self.running() and self._client is not None:
+            return self._client
+        if self._proc is not None:
+            log.warning(
+                "rclone daemon (pid %s) exited with %s; restarting", self._proc.pid, self._proc.poll()
+            )
+            self._cleanup()
+        reap_orphans(self.run_dir)
+        last = ""
+        for attempt in range(self.START_ATTEMPTS):
+            try:
+                return self._spawn()
+            except _Crashed as exc:
+                last = str(exc)
+                log.warning("rclone daemon died while starting (%s); starting it again", last)
+                self._cleanup()
+                time.sleep(0.2 * (attempt + 1))
+        raise RcloneError("rcd", 0, f"the rclone daemon stopped unexpectedly while starting ({last})")
+
+    def _spawn(self) -> RcClient:
         user, password = secrets.token_hex(8), secrets.token_urlsafe(24)
         env = dict(os.environ)
         env.update(self.env)
@@ -104,17 +138,25 @@ class RcloneDaemon:
         else:
             # Its own session: a Ctrl-C in the terminal goes to us, and we stop jobs cleanly before it dies.
             kwargs["start_new_session"] = True
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=env,
-            **kwargs,
-        )
+            kwargs["preexec_fn"] = die_with_parent_hook()
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rclone-spawn")
+
+        def popen() -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                env=env,
+                **kwargs,
+            )
+
+        proc = self._spawner.submit(popen).result()
+        bind_to_this_process(proc)
         self._proc = proc
         found: list[str] = []
         tail: list[str] = []
@@ -137,21 +179,27 @@ class RcloneDaemon:
         threading.Thread(target=pump, name="rclone-stderr", daemon=True).start()
         if not ready.wait(_START_TIMEOUT) or not found:
             self._terminate(proc)
-            proc.wait()
-            last = next((t for t in reversed(tail) if "rror" in t), tail[-1] if tail else "no output")
-            raise RcloneError("rcd", 0, f"rclone ({self.binary}) did not start: {last}")
+            code = proc.wait()
+            last = next((t for t in reversed(tail) if "rror" in t), tail[-1] if tail else "")
+            if code > 0 and last:
+                raise RcloneStartError("rcd", 0, f"rclone ({self.binary}) did not start: {last}")
+            raise _Crashed(f"exit code {code}" + (f": {last}" if last else ", no output"))
         self._url = found[0]
         port = int(self._url.rsplit(":", 1)[1])
         self._client = RcClient("127.0.0.1", port, user, password)
         self._pidfile = self.run_dir / f"rcd-{os.getpid()}-{proc.pid}.pid"
         self._pidfile.write_text(str(proc.pid))
         log.info("rclone daemon pid %s listening on %s", proc.pid, self._url)
+        return self._client
 
     def stop(self) -> None:
         with self._lock:
             if self._proc is not None:
                 self._terminate(self._proc)
             self._cleanup()
+            if self._spawner is not None:
+                self._spawner.shutdown(wait=True)
+                self._spawner = None
 
     def _cleanup(self) -> None:
         self._proc = None
@@ -183,10 +231,8 @@ class RcloneDaemon:
 
     def call(self, path: str, timeout: float | None = 3600.0, **params: Any) -> dict[str, Any]:
         """Run one rc command and return its JSON output; raise :class:`RcloneError` on failure."""
-        if not self.running():
-            self.start()
-        client = self._client
-        assert client is not None
+        with self._lock:
+            client = self._ensure_started()
         try:
             status, reason, raw = client.post(path, params, timeout)
         except RcTransportError as exc:

@@ -19,22 +19,25 @@ UNKNOWN = "unknown"
 class Classified:
     kind: str
     reason: str  # what to show the user: a plain sentence, then rclone's message
+    full: bool = False  # the storage is full: permanent for a batch run, worth waiting for in sync mode
+
+
+_FULL = re.compile(
+    r"quota|insufficient storage|\b507\b|no space left|disk full|QuotaExceeded|EntityTooLarge|"
+    r"preallocate|file too large|file too big|not enough space|ENOSPC|EDQUOT",
+    re.I,
+)
+_FULL_REASON = "the storage is full or over quota; free space or ask the storage admins"
 
 
 _PERMANENT: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(
-            r"quota|insufficient storage|\b507\b|no space left|disk full|QuotaExceeded|EntityTooLarge", re.I
-        ),
-        "the storage is full or over quota; free space or ask the storage admins",
-    ),
     (
         re.compile(r"NoSuchBucket|bucket does not exist|bucket not found", re.I),
         "the bucket does not exist on the storage; check the profile's storage path",
     ),
     (
         re.compile(
-            r"permission denied|access ?denied|\b403\b|forbidden|\b401\b|unauthori[sz]ed|"
+            r"permission denied|operation not permitted|access ?denied|\b403\b|forbidden|\b401\b|unauthori[sz]ed|"
             r"InvalidAccessKeyId|SignatureDoesNotMatch|authentication failed|unable to authenticate",
             re.I,
         ),
@@ -61,6 +64,8 @@ _TRANSIENT = re.compile(
 
 def classify(message: str) -> Classified:
     text = " ".join(message.split())
+    if _FULL.search(text):
+        return Classified(PERMANENT, f"{_FULL_REASON} (rclone: {text})", full=True)
     for pattern, sentence in _PERMANENT:
         if pattern.search(text):
             return Classified(PERMANENT, f"{sentence} (rclone: {text})")

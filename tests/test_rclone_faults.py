@@ -1,0 +1,71 @@
+"""The rclone daemon dying: a crash is transient (restart, go on), and it never outlives the uploader.
+
+Issue 9, defects 4 and 5. Real processes and real signals: the daemon is found as the uploader's child in /proc and
+killed by its pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import (
+    Cli,
+    assert_uploaded,
+    child_pids,
+    ensure_stopped,
+    process_alive,
+    wait_for,
+    write_tree,
+)
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+def _source(tmp_path: Path, n: int = 30, size: int = 100_000) -> Path:
+    return write_tree(tmp_path / "src", {f"d{i % 3}/f{i}.bin": os.urandom(size) for i in range(n)})
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_rclone_killed_right_after_start_is_restarted(cli: Cli, tmp_path: Path, trial: int) -> None:
+    rng = random.Random(trial)
+    src = _source(tmp_path)
+    proc = cli.popen("upload", str(src), "--dataset", "ds", "--bwlimit", "3M")
+    try:
+        kids: list[int] = []
+        wait_for(
+            lambda: bool(kids.extend(child_pids(proc.pid)) or kids) or proc.poll() is not None, 20, "rcd"
+        )
+        time.sleep(rng.uniform(0.05, 0.1) if trial < 4 else rng.uniform(0.2, 1.0))
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        ensure_stopped(proc)
+    assert proc.returncode == 0, (out, err)
+    assert "Traceback" not in err and "did not write" not in out + err
+    assert_uploaded(cli.storage / "ds", src)
+
+
+def test_rclone_dies_with_the_uploader(cli: Cli, tmp_path: Path) -> None:
+    src = _source(tmp_path, n=20, size=1_000_000)
+    proc = cli.popen("upload", str(src), "--dataset", "ds", "--bwlimit", "2M")
+    try:
+        kids: list[int] = []
+        wait_for(lambda: bool(kids.extend(child_pids(proc.pid)) or kids), 20, "rcd")
+        wait_for(lambda: (cli.storage / "ds").exists(), 20, "the upload to start")
+        proc.kill()
+        proc.communicate()
+        wait_for(lambda: not any(process_alive(k) for k in kids), 2, "rclone to die with its parent")
+    finally:
+        ensure_stopped(proc)
+    r = cli("upload", str(src), "--dataset", "ds")
+    assert r.code == 0, r.err
+    assert_uploaded(cli.storage / "ds", src)
