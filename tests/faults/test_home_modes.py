@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO, write_tree
 
 
@@ -19,7 +17,6 @@ def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect 13: the data home is world-readable")
 def test_home_and_state_files_are_private(tmp_path: Path) -> None:
     home = tmp_path / "home"
     src = write_tree(tmp_path / "src", {"a.dat": b"a"})

@@ -71,7 +71,6 @@ def _names_journal_and_repair(r: Result, journal: Path) -> None:
     assert "datauploader repair" in line, line
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect 6: a corrupt journal gives a traceback; no `repair`")
 @pytest.mark.parametrize("damage", list(CORRUPTIONS))
 def test_damaged_journal(damage: str, cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", TREE)

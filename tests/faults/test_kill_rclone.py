@@ -78,9 +78,6 @@ def one_trial(t: Trial, cli: Cli, src: Path, dest: Path, reaper: Reaper) -> None
     assert_complete(cli, "ds", dest, src, count_files(src))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 9 defect 4: an rclone crash is taken for a config error or foreign data"
-)
 def test_kill_rclone(tmp_path: Path, src: Path, request: pytest.FixtureRequest, reaper: Reaper) -> None:
     """All trials in one test: the defect shows in some trials only, so one verdict over all of them is what
     can be expected to fail before the fix and pass after; each trial's moments and outcome are printed."""

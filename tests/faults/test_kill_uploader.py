@@ -108,7 +108,6 @@ def test_kill_uploader_then_rerun(
 ORPHAN_TRIALS = trials(2)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect 5: rclone rcd outlives a killed uploader")
 @pytest.mark.parametrize("trial", range(ORPHAN_TRIALS))
 def test_no_orphaned_rclone_after_uploader_killed(trial: int, cli: Cli, src: Path, reaper: Reaper) -> None:
     t = Trial("orphan-rclone", trial)

@@ -144,17 +144,8 @@ CASES: dict[str, Case] = {
     ),
 }
 
-XFAIL = {
-    "fifo": "issue 9 defect 10: FIFOs are skipped without a word",
-    "socket": "issue 9 defect 10: sockets are skipped without a word",
-    "device": "issue 9 defect 10: devices are skipped without a word",
-    "symlink-loop": "issue 9 defect 10: link loops are skipped without a word",
-    "dangling-symlink": "issue 9 defect 10: dangling links are skipped without a word",
-    "symlink-to-file": "issue 9 defect 10: a symlinked file fails ('can't follow symlink')",
-    "symlink-to-folder": "issue 9 defect 10: symlinked folders are skipped without a word",
-    "non-utf8-name": "issue 9 defect 2: one non-UTF-8 name stops the whole dataset",
-    "control-char-names": "issue 9 defect 3: names with control characters never verify",
-}
+# Cases that fail because of a known, still open defect: name -> "issue 9 defect N: <short>".
+XFAIL: dict[str, str] = {}
 
 
 def _lines(r: Result, prefix: str) -> list[bytes]:

@@ -129,7 +129,6 @@ def _six_mib(root: Path) -> Path:
     return write_tree(root, {f"frame_{i}.bin": os.urandom(1 << 20) for i in range(6)})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect 7: storage full is retried as transient")
 def test_storage_full_batch_fails_those_files_at_once_then_completes(
     cli: Cli, tmp_path: Path, full_storage: Path
 ) -> None:
@@ -155,9 +154,6 @@ def test_storage_full_batch_fails_those_files_at_once_then_completes(
     assert_complete(cli, "ds", dest, src, 6)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 9 defect 7: sync fails files on a full storage instead of waiting"
-)
 def test_storage_full_sync_waits_then_completes(cli: Cli, tmp_path: Path, full_storage: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -16,8 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import Cli, ensure_stopped, wait_for
 from tests.faults import procs
 from tests.faults.checks import assert_complete, no_traceback, partial_files, tail
@@ -134,9 +132,6 @@ def one_trial(t: Trial, cli: Cli, src: Path, reaper: Reaper) -> None:
     assert_complete(cli, "ds", dest, src, FILES)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 9 defect 1: a restarted sync uploads files still open for writing"
-)
 def test_kill_sync_while_writer_pauses_then_restart(tmp_path: Path, reaper: Reaper) -> None:
     failed: list[str] = []
     for trial in range(N_TRIALS):

@@ -11,8 +11,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import Cli, ensure_stopped, wait_for, write_tree
 from tests.faults.checks import assert_complete, no_traceback, tail
 from tests.faults.procs import StderrLines
@@ -21,7 +19,6 @@ from tests.servers import serve, write_config
 TREE = {f"frame_{i}.raw": bytes([i]) * 5000 for i in range(5)}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect 12: storage unreachable at start gives exit 2 at once")
 def test_upload_waits_wait_for_storage_then_exits_1(cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", TREE)
     with serve("webdav", tmp_path / "srv") as srv:
@@ -41,7 +38,6 @@ def test_upload_waits_wait_for_storage_then_exits_1(cli: Cli, tmp_path: Path) ->
         assert_complete(cli, "ds", srv.disk("raw", "ds"), src, len(TREE))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 defect 12: sync exits 2 when the storage is away at start")
 def test_sync_waits_for_the_storage_and_says_so(cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", TREE)
     with serve("webdav", tmp_path / "srv") as srv:

@@ -65,8 +65,8 @@ class Trial:
         try:
             yield self
         except BaseException as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.record(f"fail: {first[:300]}")
+            text = str(exc).strip() or type(exc).__name__
+            self.record(f"fail: {text.splitlines()[0][:300]}", detail=text[-5000:])
             raise
         self.record("pass")
 
