@@ -16,7 +16,7 @@ from filelock import FileLock, Timeout
 
 from engine.catalogue import Catalogue, DatasetSpec, Investigation, NotPermitted, TransientError
 from engine.config import Profile
-from engine.errors import BusyError, UsageError
+from engine.errors import Action, BusyError, UsageError
 from engine.journal import DatasetRecord, Journal
 from engine.names import validate_name
 from engine.storage import join_fs, redact_fs
@@ -161,7 +161,9 @@ def _ensure_in_catalogue(catalogue: Catalogue, journal: Journal, rec: DatasetRec
             if not catalogue.can_create_investigations:
                 raise NotPermitted(
                     f"investigation '{rec.investigation}' does not exist in the {catalogue.name} catalogue and "
-                    "this account may not create it; pick an existing one (datauploader investigations)"
+                    "this account may not create it",
+                    field="investigation",
+                    action=Action.PICK_INVESTIGATION,
                 )
             catalogue.create_investigation(
                 Investigation(id=rec.investigation, description=rec.investigation_description)

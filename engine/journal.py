@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UsageError
+from engine.errors import Action, UsageError
 from engine.home import private_dir, private_file
+from engine.model import Progress
 
 SCHEMA_VERSION = 2
 
@@ -96,6 +98,15 @@ CREATE TABLE IF NOT EXISTS skipped (
     seen REAL NOT NULL,
     PRIMARY KEY (dataset_id, rel)
 );
+-- Runs in progress: what was started (the spec, to resume a sync after a crash or "quit now") and by which process.
+-- Removed when a run ends by itself; a row whose process is gone marks a sync to resume.
+CREATE TABLE IF NOT EXISTS runs (
+    dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
+    mode TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS progress (
     dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
     pid INTEGER NOT NULL,
@@ -115,6 +126,8 @@ CREATE TABLE IF NOT EXISTS progress (
 
 class JournalDamaged(UsageError):
     """The journal file cannot be read as a journal; ``datauploader repair`` rebuilds it."""
+
+    action = Action.REPAIR
 
 
 @dataclass(frozen=True)
@@ -186,22 +199,6 @@ class ScanResult:
     changed: int
 
 
-@dataclass(frozen=True)
-class Progress:
-    dataset_id: int
-    pid: int
-    phase: str
-    files_total: int
-    files_done: int
-    bytes_total: int
-    bytes_done: int
-    rate: float
-    eta: float | None
-    failed: int
-    started: float
-    updated: float
-
-
 _FILE_COLS = (
     "id, rel, source, size, mtime_ns, sha256, alt_hash, state, attempts, reason, writing, "
     "stored_size, stored_sha256, stored_hash, verify, registered_sha256, stored_mtime"
@@ -253,23 +250,45 @@ class Journal:
     run while a writer commits.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """``readonly``: for looking only (``status``), also where the home is not writable. A journal that cannot
+        be opened for writing (another user's, a read-only disk) is then opened read-only instead."""
         self.path = path
+        self._lock = threading.RLock()
+        if readonly:
+            with self._guard():
+                try:
+                    self._db = self._connect()
+                    self._setup()
+                except sqlite3.OperationalError:
+                    self._db = sqlite3.connect(
+                        f"file:{path}?mode=ro",
+                        uri=True,
+                        timeout=30,
+                        check_same_thread=False,
+                        isolation_level=None,
+                    )
+            return
         private_dir(path.parent)
         private_file(path)
-        self._lock = threading.RLock()
         with self._guard():
-            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode never corrupts; a power cut may lose the last commits, which only means a file
-            # is checked again on storage at the next run (every step is idempotent).
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._db = self._connect()
+            self._setup()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+
+    def _setup(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode never corrupts; a power cut may lose the last commits, which only means a file
+        # is checked again on storage at the next run (every step is idempotent).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._migrate()
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
 
     def _migrate(self) -> None:
         """Bring a journal written by an older version up to date, in place (new columns only)."""
@@ -635,6 +654,61 @@ class Journal:
                 (dataset_id, int(refused), limit),
             )
         ]
+
+    # -- runs (for resuming) -------------------------------------------------------------------------------
+
+    def begin_run(self, dataset_id: int, mode: str, spec: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs (dataset_id, mode, spec, pid, started) VALUES (?,?,?,?,?)",
+                (dataset_id, mode, spec, os.getpid(), time.time()),
+            )
+
+    def end_run(self, dataset_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM runs WHERE dataset_id=?", (dataset_id,))
+
+    def runs(self) -> list[tuple[int, str, str, int]]:
+        """(dataset id, mode, spec as JSON, pid) of every run begun and not ended."""
+        return [
+            (int(a), str(b), str(c), int(d))
+            for a, b, c, d in self._query("SELECT dataset_id, mode, spec, pid FROM runs")
+        ]
+
+    def retry_failed(self, dataset_id: int) -> int:
+        """Failed files get another chance: back to discovered, attempts reset."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE files SET state=?, attempts=0, reason=NULL, updated=? WHERE dataset_id=? AND state=?",
+                (DISCOVERED, time.time(), dataset_id, FAILED),
+            )
+            return max(0, cur.rowcount)
+
+    def delete_dataset_if_empty(self, dataset_id: int) -> None:
+        """Forget a dataset record that never got a file (a start that found nothing to upload)."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM files WHERE dataset_id=? LIMIT 1", (dataset_id,)).fetchone():
+                return
+            if db.execute("SELECT 1 FROM skipped WHERE dataset_id=? LIMIT 1", (dataset_id,)).fetchone():
+                return
+            for table in ("progress", "runs", "registering"):
+                db.execute(f"DELETE FROM {table} WHERE dataset_id=?", (dataset_id,))
+            db.execute("DELETE FROM datasets WHERE id=?", (dataset_id,))
+
+    def verification_kinds(self, dataset_id: int) -> set[str]:
+        """How the dataset's registered files were checked on storage (``sha256``, ``md5``, ``size``, ...)."""
+        return {
+            str(v)
+            for (v,) in self._query(
+                "SELECT DISTINCT coalesce(verify, 'size') FROM files WHERE dataset_id=? AND state=?",
+                (dataset_id, REGISTERED),
+            )
+        }
+
+    def count_refused(self, dataset_id: int) -> int:
+        return int(
+            self._query("SELECT count(*) FROM skipped WHERE dataset_id=? AND refused=1", (dataset_id,))[0][0]
+        )
 
     def counts(self, dataset_id: int) -> Counts:
         c = Counts()

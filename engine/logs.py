@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,23 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return super()._open()
 
 
-def setup_logging(home: Home, *, verbose: int = 0, console: bool = True) -> None:
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr, after letting the CLI's progress line clear itself (a warning must not stick to its end)."""
+
+    def __init__(self, before: Callable[[], None] | None) -> None:
+        super().__init__()
+        self.before = before
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.before is not None:
+            self.before()
+        super().emit(record)
+
+
+def setup_logging(
+    home: Home, *, verbose: int = 0, console: bool = True, before_console: Callable[[], None] | None = None
+) -> None:
+    """The log file (always) and, for the CLI, stderr. Frozen windowed apps have no stderr: ``console=False``."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
     for h in list(root.handlers):
@@ -46,8 +64,8 @@ def setup_logging(home: Home, *, verbose: int = 0, console: bool = True) -> None
     fileh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
     fileh.addFilter(redact)
     root.addHandler(fileh)
-    if console:
-        con = logging.StreamHandler()
+    if console and sys.stderr is not None:
+        con = _ConsoleHandler(before_console)
         con.setLevel(logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
         con.setFormatter(logging.Formatter("datauploader: %(levelname)s: %(message)s"))
         con.addFilter(redact)

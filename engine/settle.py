@@ -89,6 +89,9 @@ class SettleTracker:
         if self._thread.is_alive():
             self._thread.join(10)
 
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def pending(self) -> int:
         with self._cond:
             return len(self._entries)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.backoff import backoff
-from engine.errors import StorageError, StorageUnreachable
+from engine.errors import StorageError, StorageUnreachableError
+from engine.gate import TransferGate
 from engine.rclone.daemon import RcloneDaemon, RcloneError
 from engine.rclone.errors import PERMANENT, TRANSIENT, classify
 
@@ -106,8 +107,10 @@ class Storage:
         run_dir: Path,
         transfers: int | None = None,
         checkers: int | None = None,
+        gate: TransferGate | None = None,
     ) -> None:
         self.daemon = daemon
+        self.gate = gate or TransferGate()
         self.root = root
         self.run_dir = run_dir
         self.transfers = transfers
@@ -129,10 +132,10 @@ class Storage:
         while True:
             try:
                 return self.probe(target)
-            except StorageUnreachable as exc:
+            except StorageUnreachableError as exc:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise StorageUnreachable(
+                    raise StorageUnreachableError(
                         f"{exc}; gave up after waiting {limit:.0f} s (profile key wait_for_storage); "
                         "run the same command again when it is back"
                     ) from None
@@ -151,7 +154,7 @@ class Storage:
         return redact_fs(self.fs(*parts))
 
     def probe(self, target: str) -> StorageInfo:
-        """Check the storage is usable and create ``target`` on it: :class:`StorageUnreachable` if it does not
+        """Check the storage is usable and create ``target`` on it: :class:`StorageUnreachableError` if it does not
         answer (wait and try again), :class:`StorageError` (exit 2) if it answers no (misconfigured)."""
         if self._info is not None:
             return self._info
@@ -161,7 +164,7 @@ class Storage:
         except RcloneError as exc:
             c = classify(exc.message)
             if c.kind == TRANSIENT:
-                raise StorageUnreachable(
+                raise StorageUnreachableError(
                     f"storage '{redact_fs(self.root)}' is not reachable: {exc.message}"
                 ) from None
             reason = c.reason if c.kind == PERMANENT else exc.message
@@ -242,7 +245,8 @@ class Storage:
         on_bytes: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
     ) -> CopyOutcome:
-        """Copy ``names`` (relative to ``src_root``) to ``dst_fs`` as one rclone job."""
+        """Copy ``names`` (relative to ``src_root``) to ``dst_fs`` as one rclone job, in one of the gate's slots.
+        The job is stopped when ``stop`` is set or the gate closes (pause)."""
         config = dict(_COPY_CONFIG)
         if self.transfers:
             config["Transfers"] = self.transfers
@@ -250,7 +254,13 @@ class Storage:
             config["Checkers"] = self.checkers
         outcome = CopyOutcome()
         t0 = time.perf_counter()
-        with self._file_list(names) as lst:
+        stop = stop or threading.Event()
+        gate = self.gate
+
+        def cancel() -> bool:
+            return stop.is_set() or gate.paused
+
+        with gate.slot(stop), self._file_list(names) as lst:
             job = self.daemon.call(
                 "sync/copy",
                 srcFs=str(src_root),
@@ -267,7 +277,7 @@ class Storage:
                     stats = self.daemon.call("core/stats", group=group)
                     on_bytes(int(stats.get("bytes", 0)))
 
-            status = self.daemon.wait_job(jobid, on_poll=poll, stop=stop)
+            status = self.daemon.wait_job(jobid, on_poll=poll, cancel=cancel)
         log.debug("copy job %s: %d files in %.3f s", jobid, len(names), time.perf_counter() - t0)
         try:
             stats = self.daemon.call("core/stats", group=group)
@@ -307,8 +317,13 @@ class Storage:
         )
         return local_dir / name
 
-    def put(self, local: Path, dst_fs: str, name: str) -> None:
-        """Upload one local file (e.g. the dataset manifest) to ``dst_fs/name``."""
+    def put(self, local: Path, dst_fs: str, name: str, *, stop: threading.Event | None = None) -> None:
+        """Upload one local file (a lone small file of a sync, the dataset manifest) to ``dst_fs/name``. It takes
+        a slot of the gate like a job, but once started it finishes (it is small)."""
+        with self.gate.slot(stop or threading.Event()):
+            self._put(local, dst_fs, name)
+
+    def _put(self, local: Path, dst_fs: str, name: str) -> None:
         self.daemon.call(
             "operations/copyfile",
             srcFs=str(local.parent),

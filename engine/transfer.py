@@ -249,7 +249,7 @@ class BatchTransfer:
         if len(files) == 1 and files[0].size <= SINGLE_FILE_MAX:
             f = files[0]
             try:
-                self.storage.put(Path(f.source), self.dataset_fs, f.rel)
+                self.storage.put(Path(f.source), self.dataset_fs, f.rel, stop=self.stop)
                 result.bytes_moved += f.size
             except RcloneError as exc:
                 if exc.status == 0:  # rclone itself is gone, not the file: let run() handle the batch
@@ -292,7 +292,7 @@ class BatchTransfer:
                 continue
             if r is None:
                 raw = errors.get(f.rel) or job_error
-                if self.stop is not None and self.stop.is_set():
+                if (self.stop is not None and self.stop.is_set()) or self.storage.gate.paused:
                     # Interrupted on purpose: not a failed attempt; the journal keeps it "uploading" (ours).
                     result.retry.append((item, "interrupted", False))
                     continue

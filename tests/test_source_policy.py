@@ -54,7 +54,7 @@ def test_batch_upload_of_odd_entries(cli: Cli, tmp_path: Path) -> None:
         "FAILED new\\nline.dat",
         "FAILED tab\\tname.dat",
     ]
-    assert "4 file(s) failed" in r.out
+    assert "4 files failed" in r.out
     skipped = {
         line.split(":")[0][len("SKIPPED ") :] for line in r.out.splitlines() if line.startswith("SKIPPED ")
     }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.upload import PassOutcome
+from engine.uploader import PassOutcome
 from tests.conftest import Cli, ensure_stopped, wait_for, write_tree
 from tests.servers import RcloneWebdav, WsgiDav, write_config
 

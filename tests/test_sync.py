@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.datasets import DatasetRequest
-from engine.home import resolve_home
-from engine.sync import SyncRequest, SyncSession
+from engine import DatasetSpec, Engine
 from tests.conftest import Cli, ensure_stopped, wait_for
 
 SETTLE = "0.5"
@@ -238,26 +236,23 @@ def test_reconciliation_finds_a_file_whose_event_was_lost(tmp_path: Path, src: P
     home_dir = tmp_path / "home"
     home_dir.mkdir()
     (home_dir / "config.toml").write_text('[profiles.default]\nstorage = "storage"\nrescan = 1\n')
-    home = resolve_home(home_dir)
-    session = SyncSession(
-        home,
-        SyncRequest(paths=[str(src)], dataset=DatasetRequest(name="ds"), settle=0.3),
-        event_filter=lambda path, kind: "hidden" not in path,  # the OS "drops" these events
-    )
-    session.start()
-    try:
-        time.sleep(1.0)
-        (src / "seen.dat").write_bytes(b"seen")
-        (src / "hidden.dat").write_bytes(b"no event for me")
-        dest = home_dir / "storage" / "ds"
-        wait_for(lambda: (dest / "hidden.dat").exists(), 15, "reconciliation to find hidden.dat")
-        assert (dest / "seen.dat").exists()
-    finally:
-        session.stop()
-        assert session.wait(60)
-    assert session.error is None, session.error
-    assert session.report is not None and session.report.files_done == 2
-    assert threading.active_count() < 20
+    threads_before = threading.active_count()
+    with Engine(
+        home_dir, event_filter=lambda path, kind: "hidden" not in path  # the OS "drops" these events
+    ) as engine:
+        handle = engine.start_sync(DatasetSpec(paths=(str(src),), name="ds", settle=0.3))
+        try:
+            time.sleep(1.0)
+            (src / "seen.dat").write_bytes(b"seen")
+            (src / "hidden.dat").write_bytes(b"no event for me")
+            dest = home_dir / "storage" / "ds"
+            wait_for(lambda: (dest / "hidden.dat").exists(), 15, "reconciliation to find hidden.dat")
+            assert (dest / "seen.dat").exists()
+        finally:
+            engine.stop_sync(handle)
+        report = handle.wait(60)
+    assert report is not None and report.files_done == 2
+    assert threading.active_count() <= threads_before + 2
 
 
 class StorageMonitor:

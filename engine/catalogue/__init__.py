@@ -42,10 +42,8 @@ def require_session(catalogue: Catalogue, profile: str) -> Session | None:
         return None
     session = catalogue.session()
     if session is None:
-        option = "" if profile == "default" else f" --profile {profile}"
         raise AuthError(
-            f"not logged in to the {catalogue.name} catalogue of profile '{profile}' (or the login expired); "
-            f"run `datauploader login{option}`"
+            f"not logged in to the {catalogue.name} catalogue of profile '{profile}' (or the login expired)"
         )
     return session
 

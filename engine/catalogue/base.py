@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from engine.errors import DataUploaderError, UsageError
+from engine.errors import Action, DataUploaderError, UsageError
 
 
 class CatalogueError(DataUploaderError):
@@ -19,7 +19,9 @@ class CatalogueError(DataUploaderError):
 
 
 class AuthError(CatalogueError, UsageError):
-    """Not logged in, wrong password, or the session expired: run ``datauploader login``."""
+    """Not logged in, wrong password, or the session expired: log in (again)."""
+
+    action = Action.LOG_IN
 
 
 class NotPermitted(CatalogueError, UsageError):

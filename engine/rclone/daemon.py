@@ -253,16 +253,19 @@ class RcloneDaemon:
         *,
         poll: float = 0.1,
         on_poll: Callable[[], None] | None = None,
-        stop: threading.Event | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
-        """Poll ``job/status`` until the job ends; call ``on_poll`` between polls (for progress)."""
+        """Poll ``job/status`` until the job ends; call ``on_poll`` between polls (for progress). When ``cancel``
+        says so, the job is stopped (it then ends with an error and whatever it finished)."""
         delay = 0.005
+        stopped = False
         while True:
             status = self.call("job/status", jobid=jobid)
             if status.get("finished"):
                 return status
-            if stop is not None and stop.is_set():
+            if not stopped and cancel is not None and cancel():
                 self.call("job/stop", jobid=jobid)
+                stopped = True
             if on_poll is not None:
                 on_poll()
             time.sleep(delay)

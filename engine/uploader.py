@@ -1,10 +1,10 @@
-"""Batch mode: everything under the given paths, uploaded, verified and registered as one dataset.
+"""Uploading the pending files of one dataset: batches, two lanes, back-off — shared by batch and sync mode.
 
-The run is a loop over the journal, not over the file system: scan → merge into the journal → for each batch of
-pending files, hash (overlapped with the previous batch's transfer) → transfer + verify → register. Because all
-state lives in the journal, the same command after a crash or Ctrl-C resumes where the last one stopped, and the
-same command after success moves nothing. While the storage is unreachable the run backs off and retries (for
-``retry_for``, default 12 h) rather than failing files that only need to wait.
+The loop is over the journal, not over the file system: for each batch of pending files, hash (overlapped with
+the previous batch's transfer) → transfer + verify → register. Because all state lives in the journal, a run
+after a crash or a stop resumes where the last one stopped, and a run after success moves nothing. While the
+storage is unreachable the uploader backs off and retries (for ``retry_for``) rather than failing files that only
+need to wait; while the engine is paused it waits for the gate to open.
 """
 
 from __future__ import annotations
@@ -14,23 +14,28 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.backoff import backoff
-from engine.catalogue import AuthError, CatalogueError, TransientError, require_session
-from engine.config import load_config
-from engine.datasets import DatasetRequest, ensure_in_catalogue, lock_dataset, open_dataset
-from engine.errors import UsageError
-from engine.home import Home
-from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord, Journal
-from engine.progress import ProgressCallback, ProgressTracker
-from engine.registration import complete_dataset, register_verified
-from engine.report import UploadReport, build_report
-from engine.rules import rules_from_options
-from engine.session import RunContext, open_run
-from engine.sources import Skipped, resolve_roots, scan
+from engine.catalogue import AuthError, CatalogueError, TransientError
+from engine.context import RunContext
+from engine.datasets import ensure_in_catalogue
+from engine.events import (
+    CatalogueReachable,
+    CatalogueUnreachable,
+    FileFailed,
+    FileVerified,
+    LoginExpired,
+    LoginExpiring,
+    StorageReachable,
+    StorageUnreachable,
+)
+from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, DatasetRecord, FileRecord
+from engine.model import Phase
+from engine.progress import ProgressTracker
+from engine.registration import register_verified
 from engine.transfer import BatchResult, BatchTransfer
 
 log = logging.getLogger(__name__)
@@ -41,15 +46,6 @@ MIN_BATCH_FILES = 100
 MIN_BATCH_BYTES = 64 << 20
 LANES = 2
 MAX_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class UploadRequest:
-    paths: Sequence[str]
-    dataset: DatasetRequest
-    profile: str | None = None
-    bwlimit: str | None = None
-    transfers: int | None = None
 
 
 @dataclass
@@ -81,7 +77,11 @@ class PassOutcome:
 
 
 class DatasetUploader:
-    """Uploads the pending files of one dataset; shared by batch mode and (per batch) sync mode."""
+    """Uploads the pending files of one dataset; shared by batch mode and (per batch) sync mode.
+
+    ``stop`` ends the work now (rclone jobs are stopped, files in flight stay "uploading" and resume next time).
+    Events (file verified/failed, storage and catalogue away/back, login expiring/expired) go to ``ctx.emit``.
+    """
 
     def __init__(
         self,
@@ -98,6 +98,7 @@ class DatasetUploader:
         self.tracker = tracker
         self.stop = stop
         info = ctx.storage.probe(rec.target)
+        self.verification = info.verify_hash or "size"
         # Half the cores: hashing runs while rclone copies, and rclone needs CPU too (measured on 2 cores: a
         # second hashing thread slows a 2,000-file copy job by ~25 %, one thread costs nothing).
         workers = max(1, min(4, (os.cpu_count() or 2) // 2))
@@ -118,6 +119,7 @@ class DatasetUploader:
         self._register_lock = threading.Lock()
         self.register_error: CatalogueError | None = None  # why the last registration attempt failed
         self._expiry_warned: float | None = None
+        self.storage_away = False
 
     def close(self) -> None:
         self.hash_pool.shutdown(wait=True, cancel_futures=True)
@@ -166,7 +168,7 @@ class DatasetUploader:
         with ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="lane") as lanes:
             try:
                 for n, batch in enumerate(self._batches()):
-                    if self.stop.is_set() or not outcome.reachable:
+                    if self.stop.is_set() or not outcome.reachable or self.ctx.gate.paused:
                         break
                     in_flight.append(lanes.submit(self._one_batch, batch, n))
                     while len(in_flight) >= LANES:
@@ -174,10 +176,11 @@ class DatasetUploader:
                 for fut in in_flight:
                     outcome.add(fut.result())
             except BaseException:
-                # Ctrl-C lands here, in the main thread: tell the lanes to stop their rclone jobs now rather
-                # than letting the pool wait for them to finish.
+                # An abort (or an error) lands here: tell the lanes to stop their rclone jobs now rather than
+                # letting the pool wait for them to finish.
                 self.stop.set()
                 raise
+        self._note_storage(outcome)
         return outcome
 
     def _one_batch(self, batch: list[FileRecord], n: int) -> BatchResult:
@@ -185,20 +188,67 @@ class DatasetUploader:
         self.tracker.set_in_flight(0, n)
         with self._count_lock:
             self.uploaded.update((i.rec.id, i.digest.size) for i in result.verified)
-        if result.failed:
-            self.tracker.add_failed(len(result.failed))
+        emit, rec = self.ctx.emit, self.rec
+        for item in result.verified:
+            emit(
+                FileVerified(
+                    dataset_id=rec.id,
+                    path=item.rec.rel,
+                    size=item.digest.size,
+                    verification=self.verification,
+                )
+            )
+        for item, reason in result.failed:
+            emit(
+                FileFailed(dataset_id=rec.id, name=rec.name, path=item.rec.rel, reason=reason, permanent=True)
+            )
+        for item, reason, _ in result.retry:
+            if reason != "interrupted":
+                emit(
+                    FileFailed(
+                        dataset_id=rec.id, name=rec.name, path=item.rec.rel, reason=reason, permanent=False
+                    )
+                )
         self.register()
+        self.tracker.refresh()
         return result
+
+    def _note_storage(self, outcome: PassOutcome) -> None:
+        """Storage away / back again, once per change (the tray notifies when it stays away)."""
+        away = not outcome.reachable
+        if away == self.storage_away:
+            return
+        self.storage_away = away
+        rec = self.rec
+        if away:
+            reason = outcome.retries[0][1] if outcome.retries else "the storage did not answer"
+            self.ctx.emit(StorageUnreachable(dataset_id=rec.id, name=rec.name, reason=reason))
+        else:
+            self.ctx.emit(StorageReachable(dataset_id=rec.id, name=rec.name))
+
+    def wait_while_paused(self) -> bool:
+        """Block while the engine is paused (phase "paused"); False if stopped meanwhile."""
+        if not self.ctx.gate.paused:
+            return not self.stop.is_set()
+        before = self.tracker.phase
+        self.tracker.set_phase(Phase.PAUSED)
+        ok = self.ctx.gate.wait_open(self.stop)
+        self.tracker.set_phase(before)
+        return ok
 
     def run(self, retry_for: float) -> None:
         """Passes until nothing is pending, backing off while the storage is away (at most ``retry_for`` s)."""
         deadline = time.monotonic() + retry_for
         attempt = 0
         while not self.stop.is_set():
+            if not self.wait_while_paused():
+                return
             done_before = self.journal.counts(self.rec.id).done
             outcome = self.one_pass()
             if self.stop.is_set() or not self.has_pending():
                 return
+            if self.ctx.gate.paused:
+                continue  # interrupted by a pause, not by trouble: wait for resume, then go on at once
             if self.journal.counts(self.rec.id).done > done_before:
                 attempt = 0  # progress: the storage is back, start backing off from scratch
             if time.monotonic() >= deadline:
@@ -206,11 +256,11 @@ class DatasetUploader:
                 return
             delay = backoff(attempt)
             attempt += 1
-            self.tracker.set_phase("waiting for storage" if not outcome.reachable else "retrying")
+            self.tracker.set_phase(Phase.WAITING_FOR_STORAGE if not outcome.reachable else Phase.RETRYING)
             log.warning("%s; retrying in %.0f s", outcome.describe(), delay)
             if self.stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
                 return
-            self.tracker.set_phase("uploading")
+            self.tracker.set_phase(Phase.UPLOADING)
 
     def _give_up(self, retry_for: float) -> None:
         stuck = list(self.journal.iter_files(self.rec.id, (DISCOVERED, UPLOADING)))
@@ -230,8 +280,9 @@ class DatasetUploader:
     def register(self) -> None:
         """Register whatever is verified. While the catalogue is unreachable or the login has expired the files
         stay queued (verified) in the journal and the upload goes on; a later call — the next batch, sync's
-        periodic retry, the next run — sends them, with the token a ``datauploader login`` stored meanwhile."""
+        periodic retry, the next run — sends them, with the token a new login stored meanwhile."""
         catalogue = self.ctx.catalogue
+        before = self.register_error
         try:
             with self._register_lock:  # two lanes must never register the same page of files
                 if self.rec.catalogue_id is None:  # the catalogue was away when the run started
@@ -240,25 +291,30 @@ class DatasetUploader:
                     )
                 n = register_verified(self.journal, catalogue, self.rec)
         except AuthError as exc:
-            if not isinstance(self.register_error, AuthError):
+            if not isinstance(before, AuthError):
                 log.warning("registration postponed, the files stay queued: %s", exc)
+                self.ctx.emit(LoginExpired(profile=self.ctx.profile.name))
             self.register_error = exc
             return
         except TransientError as exc:
             log.warning("catalogue unreachable, registration postponed: %s", exc)
+            if not isinstance(before, TransientError):
+                self.ctx.emit(CatalogueUnreachable(profile=self.ctx.profile.name, reason=str(exc)))
             self.register_error = exc
             return
         except CatalogueError as exc:
-            if str(exc) != str(self.register_error):
+            if str(exc) != str(before):
                 log.error("the catalogue refused the registration: %s", exc)
             self.register_error = exc
             return
-        if isinstance(self.register_error, AuthError):
+        if isinstance(before, AuthError):
             log.warning("logged in again: the queued registrations were sent")
+        if isinstance(before, TransientError):
+            self.ctx.emit(CatalogueReachable(profile=self.ctx.profile.name))
         self.register_error = None
         self.check_login()
         if n:
-            self.tracker.set_totals(**self.totals())
+            self.tracker.refresh()
 
     def check_login(self) -> None:
         """Warn once per token when the catalogue login is about to expire: there is no refresh token, so a
@@ -273,13 +329,16 @@ class DatasetUploader:
         if left <= float(getattr(catalogue, "expiry_warning", 600.0)):
             self._expiry_warned = session.expires
             log.warning(
-                "the %s login of %s expires in %d min (at %s); run `datauploader login%s` to keep registering "
+                "the %s login of %s (profile '%s') expires in %d min (at %s); log in again to keep registering "
                 "(uploads go on meanwhile)",
                 catalogue.name,
                 session.user,
+                self.ctx.profile.name,
                 max(0, int(left // 60)),
                 time.strftime("%H:%M", time.localtime(session.expires)),
-                "" if self.ctx.profile.name == "default" else f" --profile {self.ctx.profile.name}",
+            )
+            self.ctx.emit(
+                LoginExpiring(profile=self.ctx.profile.name, user=session.user, expires=session.expires)
             )
 
     def has_unregistered(self) -> bool:
@@ -295,7 +354,7 @@ class DatasetUploader:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self.tracker.set_phase("waiting for catalogue")
+            self.tracker.set_phase(Phase.WAITING_FOR_CATALOGUE)
             if self.stop.wait(min(backoff(attempt), left)):
                 return
             attempt += 1
@@ -305,127 +364,13 @@ class DatasetUploader:
         """Why verified files are not registered, for the report (exit 1)."""
         err = self.register_error
         if isinstance(err, AuthError):
-            name = self.ctx.profile.name
-            option = "" if name == "default" else f" --profile {name}"
             return (
-                f"uploaded but not registered yet: not logged in to the {self.ctx.catalogue.name} catalogue "
-                f"(or the login expired); run `datauploader login{option}`, then the same command again"
+                f"uploaded but not registered yet: not logged in to the {self.ctx.catalogue.name} catalogue of "
+                f"profile '{self.ctx.profile.name}' (or the login expired); log in, then run again"
             )
         if err is not None and not isinstance(err, TransientError):
             return f"uploaded but not registered: {err}"
-        return "uploaded but not registered yet (catalogue unreachable); run the same command again"
-
-    def totals(self) -> dict[str, int]:
-        c = self.journal.counts(self.rec.id)
-        return {
-            "files": c.files,
-            "nbytes": c.bytes,
-            "files_done": c.done,
-            "bytes_done": c.bytes_done,
-            "failed": c.failed,
-        }
+        return "uploaded but not registered yet (catalogue unreachable); run again"
 
     def has_pending(self) -> bool:
         return bool(self.journal.files_in_state(self.rec.id, (DISCOVERED, UPLOADING), limit=1))
-
-
-def upload(
-    home: Home,
-    request: UploadRequest,
-    *,
-    progress: ProgressCallback | None = None,
-    stop: threading.Event | None = None,
-) -> UploadReport:
-    """Upload ``request.paths`` as one dataset; see the module docstring for the flow."""
-    started = time.monotonic()
-    home.ensure()
-    profile = load_config(home).profile(request.profile)
-    rules = rules_from_options(profile.options, f"profile '{profile.name}'")
-    req = request.dataset.validated()
-    roots = resolve_roots(request.paths)
-    stop = stop or threading.Event()
-    with Journal(home.journal_file) as journal:
-        ctx = open_run(home, journal, request.profile, request.bwlimit, request.transfers)
-        try:
-            require_session(ctx.catalogue, profile.name)
-            lock = lock_dataset(home.run_dir, profile.name, req)
-            try:
-                # The whole scan is staged before anything is created or moved: a collision is a usage error.
-                skipped: list[Skipped] = []
-                found = journal.stage_scan(
-                    (f.rel, str(f.path(roots)), f.size, f.mtime_ns)
-                    for f in scan(roots, rules, on_skip=skipped.append)
-                )
-                if not found and not skipped and not _known(journal, profile.name, req):
-                    raise UsageError(
-                        f"nothing to upload: {', '.join(r.label for r in roots)} holds no files (after the "
-                        "exclude rules); nothing was done"
-                    )
-                ctx.ready()
-                return _upload_dataset(ctx, req, progress, stop, started, skipped)
-            finally:
-                lock.release()
-        finally:
-            ctx.close()
-
-
-def _known(journal: Journal, profile: str, req: DatasetRequest) -> bool:
-    """Whether the dataset has files from earlier runs (its source may since have been emptied)."""
-    rec = journal.find_dataset(profile, req.investigation or "", req.name)
-    return rec is not None and journal.counts(rec.id).files > 0
-
-
-def _upload_dataset(
-    ctx: RunContext,
-    req: DatasetRequest,
-    progress: ProgressCallback | None,
-    stop: threading.Event,
-    started: float,
-    skipped: list[Skipped],
-) -> UploadReport:
-    journal, storage = ctx.journal, ctx.storage
-    storage.probe_waiting(req.target, limit=ctx.profile.wait_for_storage, stop=stop)
-    rec = open_dataset(journal, ctx.profile, req)
-    scan_result = journal.merge_scan(rec.id)
-    journal.record_skipped(rec.id, [(x.rel, x.reason, x.refused) for x in skipped], replace=True)
-    for x in skipped:
-        log.warning("%s %s: %s", "refused" if x.refused else "skipped", x.rel, x.reason)
-    log.info(
-        "dataset %s: %d files at the source, %d new, %d changed",
-        rec.name,
-        scan_result.total,
-        scan_result.new,
-        scan_result.changed,
-    )
-    rec = ensure_in_catalogue(ctx.catalogue, journal, rec)
-    if journal.files_in_state(rec.id, (DISCOVERED, UPLOADING, VERIFIED), limit=1):
-        rec = journal.update_dataset(rec.id, state="open")
-    tracker = ProgressTracker(journal, rec.id, progress)
-    up = DatasetUploader(ctx, rec, tracker, stop)
-    reason: str | None = None
-    try:
-        tracker.set_totals(**up.totals())
-        tracker.set_phase("uploading")
-        up.register()  # anything verified by a run that died before registering it
-        up.run(ctx.retry_for)
-        up.flush_registrations(ctx.retry_for)
-        if not stop.is_set():
-            tracker.set_phase("finishing")
-            rec, reason = complete_dataset(
-                journal, ctx.catalogue, storage, journal.get_dataset(rec.id), ctx.home.run_dir
-            )
-    finally:
-        up.close()
-        tracker.publish(force=True)
-        tracker.finish()
-    if stop.is_set():
-        raise KeyboardInterrupt
-    return build_report(
-        journal,
-        journal.get_dataset(rec.id),
-        location=storage.display_fs(rec.target),
-        uploaded=up.uploaded,
-        elapsed=time.monotonic() - started,
-        pending_reason=up.pending_reason(),
-        problems=[f"manifest: {reason}"] if reason else [],
-    )

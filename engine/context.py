@@ -1,0 +1,49 @@
+"""Everything one dataset's run uses, handed to it by the engine: its own journal connection, and the profile's
+shared catalogue session, the engine's shared rclone daemon and transfer gate, and the event bus.
+
+Runs never open these themselves, so several datasets in one engine share one rclone daemon and one catalogue login
+per profile, while each keeps its own journal connection (the scan staging table is per connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.catalogue import Catalogue
+from engine.config import Profile
+from engine.events import Event
+from engine.gate import TransferGate
+from engine.home import Home
+from engine.journal import Journal
+from engine.rclone import RcloneDaemon
+from engine.storage import Storage
+
+
+def rclone_env(profile: Profile) -> dict[str, str]:
+    """Backend tuning handed to the rclone daemon through its environment (it applies to every remote)."""
+    return {
+        # rclone's webdav client spaces requests ≥ 10 ms apart by default, capping small files at ~30 files/s
+        # whatever --transfers is; --transfers already bounds the load on the server.
+        "RCLONE_WEBDAV_PACER_MIN_SLEEP": profile.webdav_pacer,
+        # Our own retry loop (with back-off, per file) replaces rclone's immediate whole-job retries.
+        "RCLONE_RETRIES": "1",
+        # A symbolic link to a file at the source uploads the file (-L; the scan never lists links to folders).
+        "RCLONE_LOCAL_COPY_LINKS": "true",
+    }
+
+
+@dataclass
+class RunContext:
+    home: Home
+    profile: Profile
+    journal: Journal  # this run's own connection
+    catalogue: Catalogue  # shared by the runs of the profile
+    daemon: RcloneDaemon  # shared by the engine
+    storage: Storage  # this run's view of the profile's storage (its transfer settings)
+    gate: TransferGate  # shared by the engine
+    emit: Callable[[Event], None]
+
+    @property
+    def retry_for(self) -> float:
+        return self.profile.retry_for

@@ -1,0 +1,210 @@
+"""What the engine tells its front ends: typed events, and a bus that never lets a subscriber slow the engine down.
+
+Events are plain frozen dataclasses so the tray can ``match`` on them and tests can compare sequences. Delivery is
+asynchronous: each subscriber has its own queue and thread, so a callback that blocks (a D-Bus call, a slow
+terminal) or raises only affects itself. If a subscriber falls very far behind, progress events are dropped
+first (the next one says the same, newer); other events are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.errors import Action
+from engine.model import Mode, Phase, RunReport
+
+log = logging.getLogger(__name__)
+
+# -- events ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass(frozen=True)
+class DatasetStarted(Event):
+    dataset_id: int
+    name: str
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class ProgressUpdate(Event):
+    """Throttled: a few per second per dataset at most."""
+
+    dataset_id: int
+    name: str
+    phase: Phase
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    rate: float  # bytes/s
+    eta: float | None  # seconds
+    failed: int
+
+
+@dataclass(frozen=True)
+class FileVerified(Event):
+    dataset_id: int
+    path: str
+    size: int
+    verification: str  # "sha256" | "sha1" | "md5" | "size"
+
+
+@dataclass(frozen=True)
+class FileFailed(Event):
+    dataset_id: int
+    name: str
+    path: str
+    reason: str
+    permanent: bool  # False: it will be tried again (front ends never notify those)
+
+
+@dataclass(frozen=True)
+class DatasetSealed(Event):
+    """Every file of the dataset is verified and registered, the manifest written, the catalogue entry final."""
+
+    dataset_id: int
+    name: str
+    mode: Mode
+    files: int
+    bytes: int
+    duration: float
+    verification: str  # the weakest check made: "sha256" | "sha1" | "md5" | "size"
+
+
+@dataclass(frozen=True)
+class DatasetFinished(Event):
+    """The run ended, whatever the outcome (after :class:`DatasetSealed` when it sealed)."""
+
+    dataset_id: int
+    name: str
+    report: RunReport | None
+    error: str | None  # one line, when the run could not run at all
+    action: Action
+
+
+@dataclass(frozen=True)
+class StorageUnreachable(Event):
+    dataset_id: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StorageReachable(Event):
+    dataset_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class CatalogueUnreachable(Event):
+    profile: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CatalogueReachable(Event):
+    profile: str
+
+
+@dataclass(frozen=True)
+class LoginExpiring(Event):
+    profile: str
+    user: str
+    expires: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class LoginExpired(Event):
+    profile: str
+
+
+@dataclass(frozen=True)
+class EnginePaused(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class EngineResumed(Event):
+    pass
+
+
+# -- the bus ---------------------------------------------------------------------------------------------------
+
+Callback = Callable[[Event], None]
+_MAX_BACKLOG = 100_000
+
+
+class _Subscriber:
+    def __init__(self, callback: Callback) -> None:
+        self.callback = callback
+        self.queue: queue.Queue[Event | None] = queue.Queue()
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._run, name="events", daemon=True)
+        self.thread.start()
+
+    def offer(self, event: Event) -> None:
+        if self.queue.qsize() >= _MAX_BACKLOG and isinstance(event, ProgressUpdate):
+            self.dropped += 1
+            return
+        self.queue.put(event)
+
+    def _run(self) -> None:
+        while True:
+            event = self.queue.get()
+            if event is None:
+                return
+            try:
+                self.callback(event)
+            except Exception:  # a broken subscriber must not break the engine, nor stop its own deliveries
+                log.exception("an event subscriber failed on %s", type(event).__name__)
+
+    def close(self, timeout: float) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+
+class EventBus:
+    """Fan-out of events to subscribers, each on its own thread."""
+
+    def __init__(self) -> None:
+        self._subs: list[_Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        sub = _Subscriber(callback)
+        with self._lock:
+            self._subs.append(sub)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if sub not in self._subs:
+                    return
+                self._subs.remove(sub)
+            sub.close(5.0)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub.offer(event)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (up to ``timeout`` per subscriber), then stop the delivery threads."""
+        with self._lock:
+            subs, self._subs = self._subs, []
+        for sub in subs:
+            with contextlib.suppress(RuntimeError):
+                sub.close(timeout)
