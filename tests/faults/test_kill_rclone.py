@@ -29,7 +29,7 @@ MODES = ("early", "anytime", "twice")
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return batch_tree(tmp_path_factory.mktemp("kill-rclone") / "src", small=120, large=2)
+    return batch_tree(tmp_path_factory.mktemp("kill-rclone") / "src", small=110, large=1)
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,12 @@ from tests.faults.workload import batch_tree, count_files
 from tests.servers import Server, serve, write_config
 
 N_LOCAL, N_WEBDAV = split(trials(20), 2)
-BWLIMIT = "4M"  # ~1 s of copying for the ~4.5 MiB tree: most random moments land in the transfer
+BWLIMIT = "4M"  # ~0.8 s of copying for the ~3.3 MiB tree: most random moments land in the transfer
 
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return batch_tree(tmp_path_factory.mktemp("kill-uploader") / "src", small=120, large=2)
+    return batch_tree(tmp_path_factory.mktemp("kill-uploader") / "src", small=110, large=1)
 
 
 @pytest.fixture(scope="module")

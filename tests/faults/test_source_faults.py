@@ -224,7 +224,7 @@ def _with_big(src: Path) -> Path:
     for i in range(4):
         (src / f"small{i}.dat").parent.mkdir(parents=True, exist_ok=True)
         (src / f"small{i}.dat").write_bytes(os.urandom(1000))
-    (src / "big.bin").write_bytes(os.urandom(4 << 20))
+    (src / "big.bin").write_bytes(os.urandom(2 << 20))
     return src
 
 

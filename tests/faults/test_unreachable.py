@@ -47,7 +47,7 @@ def test_sync_waits_for_the_storage_and_says_so(cli: Cli, tmp_path: Path) -> Non
         proc = cli.popen("-v", "sync", str(src), "--dataset", "ds", "--settle", "0.3")
         err = StderrLines(proc)
         try:
-            time.sleep(6)
+            time.sleep(4)
             assert proc.poll() is None, f"sync gave up (exit {proc.returncode}):\n{tail(err.text)}"
             assert "storage" in err.text.lower(), (
                 f"sync does not say it waits for the storage:\n{tail(err.text)}"
