@@ -54,6 +54,25 @@ def catalogue_files(home: Path, dataset: str) -> list[tuple[str, int, str]]:
     return [(str(p), int(s), str(h)) for p, s, h in rows]
 
 
+def registered_count(home: Path, dataset: str) -> int:
+    """How many files the local catalogue lists for ``dataset`` right now (0 while it does not exist yet)."""
+    path = home / "catalogue.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            (n,) = db.execute(
+                "SELECT count(*) FROM files f JOIN datasets d ON d.pid = f.dataset_pid WHERE d.name = ?",
+                (dataset,),
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+    return int(n)
+
+
 def assert_registered_once(home: Path, dataset: str, src: Path) -> None:
     """Every source file is in the local catalogue exactly once, with its size and sha256; nothing else is."""
     rows = catalogue_files(home, dataset)

@@ -8,15 +8,17 @@ starts (before or while it answers its first call), any time during the run, or 
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, ensure_stopped
+from tests.conftest import Cli, ensure_stopped, wait_for, write_tree
 from tests.faults import procs
-from tests.faults.checks import assert_complete, no_traceback, tail
+from tests.faults.checks import assert_complete, no_traceback, registered_count, tail
 from tests.faults.procs import Reaper
 from tests.faults.trials import Trial, split, trials
 from tests.faults.workload import batch_tree, count_files
@@ -24,7 +26,8 @@ from tests.servers import Server, serve, write_config
 
 N_LOCAL, N_WEBDAV = split(trials(10), 2)
 BWLIMIT = "4M"
-MODES = ("early", "anytime", "twice")
+REMNANT = "issue 9 defect 4 (remnant): rclone dying while the manifest is written ends in exit 1"
+MODES = ("early", "anytime", "twice", "at-the-end")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +66,12 @@ def one_trial(t: Trial, cli: Cli, src: Path, dest: Path, reaper: Reaper) -> None
         t.note(f"uploader pid {proc.pid}, mode {mode}")
         if mode == "anytime":
             _kill_daemon(t, proc.pid, t.rng.uniform(0.05, 1.5), reaper)
+        elif mode == "at-the-end":  # every file registered: the manifest is being written
+            n = count_files(src)
+            wait_for(
+                lambda: registered_count(cli.home, "ds") >= n or proc.poll() is not None, 60, "registration"
+            )
+            _kill_daemon(t, proc.pid, 0.0, reaper)
         else:
             _kill_daemon(t, proc.pid, t.rng.uniform(0.05, 0.1), reaper)
             if mode == "twice":
@@ -78,6 +87,7 @@ def one_trial(t: Trial, cli: Cli, src: Path, dest: Path, reaper: Reaper) -> None
     assert_complete(cli, "ds", dest, src, count_files(src))
 
 
+@pytest.mark.xfail(strict=False, reason=REMNANT + " (hit by some random trials only, hence not strict)")
 def test_kill_rclone(tmp_path: Path, src: Path, request: pytest.FixtureRequest, reaper: Reaper) -> None:
     """All trials in one test: the defect shows in some trials only, so one verdict over all of them is what
     can be expected to fail before the fix and pass after; each trial's moments and outcome are printed."""
@@ -100,3 +110,45 @@ def test_kill_rclone(tmp_path: Path, src: Path, request: pytest.FixtureRequest, 
                 failed.append(f"{t}\n  -> {exc}")
             reaper.reap()
     assert not failed, f"{len(failed)} of {N_LOCAL + N_WEBDAV} trials failed:\n" + "\n".join(failed)
+
+
+MANY = 200
+
+
+@pytest.mark.xfail(strict=True, reason=REMNANT)
+def test_kill_rclone_while_the_manifest_is_written(
+    cli: Cli, tmp_path: Path, webdav: Server, reaper: Reaper
+) -> None:
+    """The moment the random trials hit least often, made certain: every file is registered, the storage is
+    frozen (SIGSTOP) so the manifest step hangs in rclone, and then rclone dies; the storage thaws."""
+    src = write_tree(tmp_path / "src", {f"f{i:04d}.dat": b"%d\n" % i for i in range(MANY)})
+    write_config(cli.home, {"default": webdav.profile("manifest")})
+    dest = webdav.disk("manifest", "ds")
+    t = Trial("kill-rclone-manifest", 0)
+    with t.running():
+        proc = cli.popen("-v", "upload", str(src), "--dataset", "ds")
+        try:
+            rcd = procs.wait_rclone_child(proc.pid, 30)
+            assert rcd is not None
+            reaper.add(rcd)
+            deadline = time.monotonic() + 120
+            while registered_count(cli.home, "ds") < MANY and time.monotonic() < deadline:
+                assert proc.poll() is None, "the run ended before every file was registered"
+                time.sleep(0.002)
+            assert webdav.pid is not None
+            os.kill(webdav.pid, signal.SIGSTOP)
+            try:
+                written = (dest / "ro-crate-metadata.json").exists()
+                t.note(f"all files registered; storage frozen; manifest on storage already: {written}")
+                time.sleep(0.5)
+                assert procs.kill(rcd), "the daemon was gone"
+                t.note(f"rclone daemon {rcd} killed")
+            finally:
+                os.kill(webdav.pid, signal.SIGCONT)
+            out, err = proc.communicate(timeout=180)
+        finally:
+            ensure_stopped(proc)
+        t.note(f"exit {proc.returncode}")
+        no_traceback(out, err)
+        assert proc.returncode == 0, f"exit {proc.returncode}:\n{tail(out + err)}"
+        assert_complete(cli, "ds", dest, src, MANY)
