@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,14 @@ import pytest
 
 from tests.conftest import REPO, Result, ensure_stopped, write_tree
 from tests.faults.checks import no_traceback, one_error_line
+from tests.faults.procs import Reaper
 
 
 @dataclass(frozen=True)
 class Bad:
-    """One bad input. ``{src}``, ``{empty}``, ``{missing}``, ``{fifo}``, ``{store}``, ``{tmp}`` in ``args``,
-    ``config`` and ``env`` are replaced by paths of the test (see ``paths``)."""
+    """One bad input. ``{src}``, ``{empty}``, ``{missing}``, ``{fifo}``, ``{tmp}``, ``{readonly}`` in ``args``,
+    ``config`` and ``env`` are replaced by the shared paths (see ``paths``), ``{store}`` by a storage folder of
+    the case's own."""
 
     args: tuple[str, ...]
     config: str | None = None
@@ -160,25 +163,23 @@ XFAIL: dict[str, str] = {
 }
 
 
-@pytest.fixture
-def paths(tmp_path: Path) -> Iterator[dict[str, str]]:
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The files and folders the cases refer to; ``{readonly}`` is a read-only folder even for root."""
-    write_tree(tmp_path / "src", {"a.dat": b"a", "sub/b.dat": b"b"})
-    (tmp_path / "empty").mkdir()
-    write_tree(
-        tmp_path / "only-excluded", {"x.tmp": b"x", "a.part": b"", "~$report.docx": b"", "Thumbs.db": b""}
-    )
-    write_tree(tmp_path / "twin-a", {"same.dat": b"a"})
-    write_tree(tmp_path / "twin-b", {"same.dat": b"b"})
-    write_tree(tmp_path / "with-manifest", {"ro-crate-metadata.json": b"{}", "x.dat": b"x"})
-    (tmp_path / "a-file").write_bytes(b"not a folder")
-    old = (
-        tmp_path / "old-rclone"
-    )  # an rclone too old for the daemon's flags: refuses them at once, every time
+    tmp = tmp_path_factory.mktemp("bad-inputs")
+    write_tree(tmp / "src", {"a.dat": b"a", "sub/b.dat": b"b"})
+    (tmp / "empty").mkdir()
+    write_tree(tmp / "only-excluded", {"x.tmp": b"x", "a.part": b"", "~$report.docx": b"", "Thumbs.db": b""})
+    write_tree(tmp / "twin-a", {"same.dat": b"a"})
+    write_tree(tmp / "twin-b", {"same.dat": b"b"})
+    write_tree(tmp / "with-manifest", {"ro-crate-metadata.json": b"{}", "x.dat": b"x"})
+    (tmp / "a-file").write_bytes(b"not a folder")
+    # An rclone too old for the daemon's flags: it refuses them at once, every time.
+    old = tmp / "old-rclone"
     old.write_text("#!/bin/sh\necho 'Error: unknown flag: --rc-job-expire-duration' >&2\nexit 1\n")
     old.chmod(0o755)
-    os.mkfifo(tmp_path / "fifo")
-    readonly = tmp_path / "readonly"
+    os.mkfifo(tmp / "fifo")
+    readonly = tmp / "readonly"
     readonly.mkdir()
     mounted = False
     if os.geteuid() == 0:  # root writes anywhere: only a read-only mount stops it
@@ -190,12 +191,11 @@ def paths(tmp_path: Path) -> Iterator[dict[str, str]]:
         readonly.chmod(0o500)
     try:
         yield {
-            "src": str(tmp_path / "src"),
-            "empty": str(tmp_path / "empty"),
-            "missing": str(tmp_path / "no-such-folder"),
-            "fifo": str(tmp_path / "fifo"),
-            "store": str(tmp_path / "store"),
-            "tmp": str(tmp_path),
+            "src": str(tmp / "src"),
+            "empty": str(tmp / "empty"),
+            "missing": str(tmp / "no-such-folder"),
+            "fifo": str(tmp / "fifo"),
+            "tmp": str(tmp),
             "readonly": str(readonly),
             "mounted": "yes" if mounted else "",
         }
@@ -215,6 +215,60 @@ def _files_under(*roots: Path) -> list[str]:
     return [str(p) for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
 
 
+@dataclass
+class Outcome:
+    result: Result | None  # None: still running after RUN_TIMEOUT, i.e. the bad input was accepted
+    stored: list[str]  # files that appeared on any storage the case could reach
+
+
+def _run(name: str, paths: dict[str, str]) -> Outcome:
+    """One case in a folder of its own (home, storage, working directory)."""
+    case = CASES[name]
+    here = Path(paths["tmp"]) / "cases" / name
+    here.mkdir(parents=True)
+    mine = {**paths, "store": str(here / "store")}
+    home = here / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAUPLOADER_")}
+    env["DATAUPLOADER_HOME"] = str(home)
+    env.update({k: _fill(v, mine) for k, v in case.env.items()})
+    if case.config is not None:
+        home.mkdir()
+        (home / "config.toml").write_bytes(_fill(case.config, mine).encode("utf-8", errors="surrogateescape"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", *(_fill(a, mine) for a in case.args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=here,
+    )
+    result: Result | None = None
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+        result = Result(proc.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        # A sync that accepted the input: abort it as a person would (Ctrl-C twice), so it stops its rclone.
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        ensure_stopped(proc)
+    return Outcome(result, _files_under(home / "storage", here / "store", here / "relative"))
+
+
+@pytest.fixture(scope="module")
+def outcomes(paths: dict[str, str]) -> Iterator[dict[str, Outcome]]:
+    """Every case run once, four at a time: each is a separate process that fails within a second (or hangs
+    until RUN_TIMEOUT), so running them side by side keeps the table cheap without sharing anything."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {name: pool.submit(_run, name, paths) for name in CASES}
+        done = {name: f.result() for name, f in futures.items()}
+    yield done
+    Reaper(Path(paths["tmp"])).reap()
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -222,41 +276,14 @@ def _files_under(*roots: Path) -> list[str]:
         for n in CASES
     ],
 )
-def test_bad_input(name: str, tmp_path: Path, paths: dict[str, str]) -> None:
+def test_bad_input(name: str, paths: dict[str, str], outcomes: dict[str, Outcome]) -> None:
     case = CASES[name]
     if name == "home-unwritable" and os.geteuid() == 0 and not paths["mounted"]:
         pytest.skip("root writes anywhere and no read-only tmpfs could be mounted here")
-    home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAUPLOADER_")}
-    env["DATAUPLOADER_HOME"] = str(home)
-    env.update({k: _fill(v, paths) for k, v in case.env.items()})
-    if case.config is not None:
-        home.mkdir()
-        (home / "config.toml").write_bytes(
-            _fill(case.config, paths).encode("utf-8", errors="surrogateescape")
-        )
-    argv = [sys.executable, "-m", "engine", *(_fill(a, paths) for a in case.args)]
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
-        out, err = proc.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # A sync that accepted the input: abort it as a person would (Ctrl-C twice), so it stops its rclone.
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+    outcome = outcomes[name]
+    r = outcome.result
+    if r is None:
         pytest.fail(f"still running after {RUN_TIMEOUT:.0f} s: the bad input was accepted")
-    finally:
-        ensure_stopped(proc)
-    r = Result(proc.returncode, out, err)
     no_traceback(r.out, r.err)
     line = one_error_line(r)
     assert r.code == 2, f"exit {r.code}: {line}"
@@ -264,8 +291,7 @@ def test_bad_input(name: str, tmp_path: Path, paths: dict[str, str]) -> None:
         assert word in line, f"{word!r} not named: {line}"
     for word in case.not_names:
         assert word not in line, f"{word!r} named: {line}"
-    stored = _files_under(home / "storage", tmp_path / "store", tmp_path / "relative")
-    assert not stored, f"written to storage: {stored}"
+    assert not outcome.stored, f"written to storage: {outcome.stored}"
 
 
 def test_there_are_at_least_50_bad_inputs() -> None:
@@ -278,16 +304,15 @@ def test_status_into_a_closed_pipe(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATAUPLOADER_")}
     env["DATAUPLOADER_HOME"] = str(home)
     src = write_tree(tmp_path / "src", {"a.dat": b"a"})
-    for i in range(3):
-        up = subprocess.run(
-            [sys.executable, "-m", "engine", "upload", str(src), "--dataset", f"d{i}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO,
-        )
-        assert up.returncode == 0, up.stderr
+    up = subprocess.run(
+        [sys.executable, "-m", "engine", "upload", str(src), "--dataset", "d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert up.returncode == 0, up.stderr
     for args in (["status"], ["status", "--json"]):
         read_end, write_end = os.pipe()
         os.close(read_end)  # `head -1` has read its line and exited before we write
