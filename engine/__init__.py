@@ -5,8 +5,6 @@ Both front ends (the ``datauploader`` CLI and the tray applet) use only what thi
 speaks in. Nothing here imports a GUI toolkit, so the engine runs unattended on a server or under a service manager.
 """
 
-__version__ = "0.2.0"
-
 from engine.catalogue import Credentials, Investigation, Session
 from engine.config import parse_duration
 from engine.core import DatasetHandle, Engine, ProfileInfo
@@ -38,13 +36,17 @@ from engine.events import (
     StorageUnreachable,
 )
 from engine.home import Home, resolve_home
+from engine.logs import FILE_ONLY as LOG_FILE_ONLY
 from engine.logs import setup_logging
-from engine.model import DatasetState, EngineSnapshot, FailedFile, Mode, Phase, RunReport
+from engine.model import DatasetState, EngineSnapshot, FailedFile, FileState, Mode, Phase, RunReport
+from engine.settings_file import ProfileSettings, SettingsError, read_settings, save_settings
 from engine.spec import DatasetSpec
 from engine.status import STATUS_VERSION
 from engine.status import to_json as status_json
+from engine.version import __version__
 
 __all__ = [
+    "LOG_FILE_ONLY",
     "STATUS_VERSION",
     "Action",
     "BusyError",
@@ -67,6 +69,7 @@ __all__ = [
     "Event",
     "FailedFile",
     "FileFailed",
+    "FileState",
     "FileVerified",
     "Home",
     "Investigation",
@@ -75,9 +78,11 @@ __all__ = [
     "Mode",
     "Phase",
     "ProfileInfo",
+    "ProfileSettings",
     "ProgressUpdate",
     "RunReport",
     "Session",
+    "SettingsError",
     "StorageReachable",
     "StorageUnreachable",
     "StorageUnreachableError",
@@ -85,7 +90,9 @@ __all__ = [
     "__version__",
     "parse_duration",
     "parse_meta",
+    "read_settings",
     "resolve_home",
+    "save_settings",
     "setup_logging",
     "status_json",
 ]

@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from types import FrameType
 from typing import NoReturn
 
 from engine import (
+    LOG_FILE_ONLY,
     STATUS_VERSION,
     Cancelled,
     DatasetHandle,
@@ -36,7 +39,17 @@ from engine import (
 )
 from engine.cli_catalogue import COMMANDS as CATALOGUE_COMMANDS
 from engine.cli_catalogue import add_parsers as add_catalogue_parsers
-from engine.cli_format import MAX_LISTED, ProgressLine, duration, hint, print_report, size
+from engine.cli_format import MAX_LISTED, ProgressLine, duration, hint, print_report, size, when
+
+EPILOG = """\
+where things are:
+  settings, journal, logs and the default storage folder live in $DATAUPLOADER_HOME when it is set, else in
+  the per-user folders; `datauploader config` shows the paths and the profiles of config.toml.
+
+exit codes:
+  0  everything done    1  some files failed (each listed; run again)    2  usage or configuration error,
+  nothing transferred    130  interrupted (run the same command again to resume)
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,9 +93,19 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--description", metavar="TEXT", help="dataset description")
     p.add_argument("--investigation-description", metavar="TEXT", help="investigation description")
     p.add_argument(
+        "--investigation-title", metavar="TEXT", help="title of the investigation, if it has to be created"
+    )
+    p.add_argument("--pi", metavar="EMAIL", help="principal investigator (default: the investigation's)")
+    p.add_argument(
         "--meta", action="append", default=[], metavar="KEY=VALUE", help="free metadata (repeatable)"
     )
     p.add_argument("--profile", metavar="NAME", help="profile in config.toml (default: 'default')")
+    p.add_argument(
+        "--storage",
+        metavar="REMOTE:PATH|FOLDER",
+        help="where the data goes, instead of the profile's storage: a folder, or an rclone remote path "
+        "(a remote named in rclone's config, e.g. facility:raw)",
+    )
     p.add_argument(
         "--bwlimit", metavar="RATE", help="bandwidth limit in rclone syntax, e.g. 10M or '08:00,5M 20:00,off'"
     )
@@ -98,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="datauploader",
         description="Upload instrument data to facility storage and register it in the data catalogue.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"datauploader {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -114,8 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="a file is complete when unchanged this long, e.g. 2s or 500ms (default: profile 'settle', else 2s)",
     )
-    st = sub.add_parser("status", help="show every dataset with its state and counts")
+    st = sub.add_parser("status", help="show every dataset with its state and counts, or one dataset's files")
+    st.add_argument("dataset", nargs="?", metavar="DATASET", help="show this dataset's files, one per line")
+    st.add_argument("--investigation", metavar="ID", help="which DATASET, when several have its name")
+    st.add_argument("--profile", metavar="NAME", help="which DATASET, when several have its name")
     st.add_argument("--json", action="store_true", help="machine-readable output (documented shape)")
+    fo = sub.add_parser(
+        "forget",
+        help="remove a dataset from the journal (nothing on the storage or in the catalogue changes)",
+    )
+    fo.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+    fo.add_argument("--investigation", metavar="ID", help="which DATASET, when several have its name")
+    fo.add_argument("--profile", metavar="NAME", help="which DATASET, when several have its name")
+    sub.add_parser(
+        "config", help="show where DataUploader keeps its settings, journal and log, and the profiles"
+    )
     add_catalogue_parsers(sub)
     ve = sub.add_parser("verify", help="re-check datasets on the storage against what DataUploader stored")
     ve.add_argument("--dataset", metavar="NAME", help="only this dataset (default: all)")
@@ -125,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="read every file back and compare its sha256 (slow; any storage)",
     )
     sub.add_parser("repair", help="move a damaged journal aside and rebuild it (never changes the storage)")
-    tr = sub.add_parser("tray", help="start the tray applet (the same as datauploader-tray)")
-    tr.add_argument("--profile", metavar="NAME", help=argparse.SUPPRESS)
+    for name, (helptext, _) in _plugins().items():
+        pp = sub.add_parser(name, help=helptext)
+        pp.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     for choice in sub.choices.values():  # -v works after the sub-command too
         choice.add_argument(
             "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
@@ -145,11 +184,14 @@ def _spec(args: argparse.Namespace, mode: str) -> DatasetSpec:
         description=args.description,
         investigation_description=args.investigation_description,
         meta=parse_meta(args.meta),
+        pi=args.pi,
+        investigation_title=args.investigation_title,
         profile=args.profile,
         mode="sync" if mode == "sync" else "batch",
         settle=getattr(args, "settle", None),
         bwlimit=args.bwlimit,
         transfers=args.transfers,
+        storage=args.storage,
     )
 
 
@@ -200,6 +242,8 @@ def _on_signals(handler: Callable[[int, FrameType | None], None]) -> None:
 
 
 def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
+    if args.dataset:
+        return _status_files(engine, args)
     sets = engine.snapshot().datasets
     if args.json:
         json.dump(
@@ -212,13 +256,17 @@ def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
         return 0
     for d in sets:
         inv = f"{d.investigation}/" if d.investigation else ""
-        state = "uploading" if d.running else d.state
+        others = ", ".join(
+            f"{n} {k}" for k, n in sorted(d.by_state.items()) if k not in ("registered", "failed") and n
+        )
         print(
-            f"{inv}{d.name} [{d.profile}] {state}: {d.files_done}/{d.files_total} files, "
-            f"{size(d.bytes_done)}/{size(d.bytes_total)}"
+            f"{inv}{d.name} [{d.profile}] {d.state}: {d.files_done}/{d.files_total} files registered, "
+            f"{size(d.bytes_done)} of {size(d.bytes_total)}"
             + (f", {d.files_failed} failed" if d.files_failed else "")
+            + (f" ({others})" if others else "")
             + f" -> {d.location}"
         )
+        print(f"    started {when(d.created)}, last change {when(d.updated)}")
         if d.live is not None:
             p = d.live
             print(
@@ -229,6 +277,58 @@ def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
             print(f"    FAILED {f.path}: {f.reason}")
         for f in d.skipped:
             print(f"    SKIPPED {f.path}: {f.reason}")
+    return 0
+
+
+def _status_files(engine: Engine, args: argparse.Namespace) -> int:
+    d = engine.find(args.dataset, investigation=args.investigation, profile=args.profile)
+    files = engine.files(d)
+    if args.json:
+        json.dump(
+            {"version": STATUS_VERSION, "dataset": status_json(d), "files": [asdict(f) for f in files]},
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+        return 0
+    print(f"{d.name} [{d.profile}] {d.state} -> {d.location}")
+    for f in files:
+        shown = size(f.size) if f.size is not None else "-"
+        check = f" ({f.verification})" if f.verification and f.state in ("verified", "registered") else ""
+        reason = (
+            f": {f.reason}" if f.reason and f.state in ("failed", "refused", "skipped", "uploading") else ""
+        )
+        print(
+            f"{f.state:<11} {shown:>10}  {when(f.updated) if f.updated else '-':<23}  {f.path}{check}{reason}"
+        )
+    return 0
+
+
+def cmd_forget(engine: Engine, args: argparse.Namespace) -> int:
+    d = engine.find(args.dataset, investigation=args.investigation, profile=args.profile)
+    n = engine.forget(d)
+    print(
+        f"forgot dataset '{d.name}' ({n} file records); nothing on the storage ({d.location}) or in the "
+        "catalogue was changed"
+    )
+    return 0
+
+
+def cmd_config(engine: Engine, args: argparse.Namespace) -> int:
+    home, config = engine.home, engine.config()
+    from_env = os.environ.get("DATAUPLOADER_HOME")
+    print(
+        f"data home:   {home.data_dir}" + (" (DATAUPLOADER_HOME)" if from_env else " (the per-user folders)")
+    )
+    state = "" if config.source else "  (not there: the embedded default is used)"
+    print(f"config file: {home.config_file}{state}")
+    print(f"journal:     {home.journal_file}")
+    print(f"log file:    {home.log_dir / 'datauploader.log'}")
+    print("profiles:")
+    for p in engine.profiles():
+        login = ", needs a login" if p.needs_login else ""
+        default = " (the default)" if p.name == "default" else ""
+        print(f"  {p.name}{default}: storage {p.storage}, {p.catalogue} catalogue{login}")
     return 0
 
 
@@ -271,18 +371,33 @@ def cmd_repair(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tray(engine: Engine, args: argparse.Namespace) -> int:
-    engine.close()  # the tray makes its own engine, on its own threads
-    from tray.app import main as tray_main
+PLUGIN_GROUP = "datauploader.commands"
 
-    return int(tray_main([]) or 0)
+
+def _plugins() -> dict[str, tuple[str, Callable[[], Callable[[list[str]], int]]]]:
+    """Sub-commands other packages add (the tray adds ``tray``): the engine never imports a front end, front ends
+    register themselves. ``name → (help, loader of main(argv) -> exit code)``."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, tuple[str, Callable[[], Callable[[list[str]], int]]]] = {}
+    for ep in entry_points(group=PLUGIN_GROUP):
+        helptext = ep.value.split(":")[0].rsplit(".", 1)[0]
+        found[ep.name] = (f"start the {ep.name} ({helptext})", ep.load)
+    return found
+
+
+def _plugin(engine: Engine, args: argparse.Namespace) -> int:
+    engine.close()  # the plugin makes its own engine, on its own threads
+    main = _plugins()[args.command][1]()
+    return int(main(list(args.rest)) or 0)
 
 
 _COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
     "status": cmd_status,
     "verify": cmd_verify,
     "repair": cmd_repair,
-    "tray": cmd_tray,
+    "forget": cmd_forget,
+    "config": cmd_config,
     **CATALOGUE_COMMANDS,
 }
 
@@ -315,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Engine(home) as engine:
             if args.command in ("upload", "sync"):
                 return _run(engine, args, line)
-            return _COMMANDS[args.command](engine, args)
+            return _COMMANDS.get(args.command, _plugin)(engine, args)
     except Cancelled:
         print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -323,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except DataUploaderError as exc:
+        logging.getLogger("engine.cli").error("datauploader %s: %s", args.command, exc, extra=LOG_FILE_ONLY)
         todo = hint(exc.action, getattr(args, "profile", None))
         known = "`datauploader" in str(exc)  # the message names the command already
         print(f"datauploader: error: {exc}" + (f"; {todo}" if todo and not known else ""), file=sys.stderr)

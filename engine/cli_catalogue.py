@@ -70,6 +70,7 @@ def cmd_login(engine: Engine, args: argparse.Namespace) -> int:
     if not info.needs_login:
         print(f"profile '{profile.name}' uses the {info.catalogue} catalogue, which needs no login")
         return 0
+    engine.probe_catalogue(profile=profile.name)  # an unreachable or wrong server is said before the password
     session = engine.login(_credentials(args), profile=profile.name)
     print(f"logged in to the {info.catalogue} catalogue of profile '{profile.name}'")
     _print_session(session)
@@ -79,8 +80,15 @@ def cmd_login(engine: Engine, args: argparse.Namespace) -> int:
 def cmd_logout(engine: Engine, args: argparse.Namespace) -> int:
     profile = engine.config().profile(args.profile)
     name = engine.catalogue_name(profile=profile.name)
+    was = engine.whoami(profile=profile.name)
     engine.logout(profile=profile.name)
-    print(f"logged out of the {name} catalogue of profile '{profile.name}'")
+    info = next(p for p in engine.profiles() if p.name == profile.name)
+    if not info.needs_login:
+        print(f"profile '{profile.name}' uses the {name} catalogue, which needs no login")
+    elif was is None:
+        print(f"nobody was logged in to the {name} catalogue of profile '{profile.name}'; nothing to do")
+    else:
+        print(f"logged out {was.user} from the {name} catalogue of profile '{profile.name}'")
     return 0
 
 

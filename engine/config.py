@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +81,14 @@ class SciCatSettings:
     owner_group: str | None = None  # default: the proposal's ownerGroup
     access_groups: tuple[str, ...] = ()  # default: the proposal's accessGroups
     creation_location: str | None = None  # default: "/DataUploader/<host name>"
-    source_folder: str | None = None  # the storage root as the facility sees it; default: the storage path
+    # The dataset's folder as the facility's archive sees it: a template over {investigation}, {dataset} and
+    # {target} (= "<investigation>/<dataset>" or "<dataset>"), e.g. "/gpfs/raw/{investigation}/{dataset}"; a value
+    # without placeholders is the root the target is appended to. Default: the storage path without connection
+    # parameters or credentials.
+    source_folder: str | None = None
     keywords: tuple[str, ...] = ()
     block_files: int = 10_000  # files per origdatablock (SciCat's limit is 10,000)
-    expiry_warning: float = 600.0  # warn this many seconds before the login token expires
+    expiry_warning: float = 1800.0  # warn this many seconds before the login token expires
     timeout: float = 60.0  # seconds to wait for one answer
 
 
@@ -115,9 +120,10 @@ class Profile:
 class Config:
     """The parsed config file (or the embedded default when there is none)."""
 
-    source: Path | None
+    source: Path | None  # the file read, None when there is none (the embedded default)
     profiles: dict[str, Profile]
     rclone: Path | None = None
+    path: Path | None = None  # where the config file is (or would be)
 
     def profile(self, name: str | None) -> Profile:
         key = name or DEFAULT_PROFILE
@@ -125,8 +131,14 @@ class Config:
             return self.profiles[key]
         except KeyError:
             known = ", ".join(sorted(self.profiles)) or "none"
-            where = f" in {self.source}" if self.source else ""
-            raise ConfigError(f"no profile '{key}'{where} (known profiles: {known})") from None
+            if self.source is None:
+                raise ConfigError(
+                    f"no profile '{key}': there is no config file yet; create {self.path} with a [profiles.{key}] "
+                    'table (storage = "…")'
+                ) from None
+            raise ConfigError(
+                f"no profile '{key}' in {self.source} (known profiles: {known}); add a [profiles.{key}] table"
+            ) from None
 
 
 def is_local_path(storage: str) -> bool:
@@ -135,6 +147,13 @@ def is_local_path(storage: str) -> bool:
         return True
     head = storage.split("/", 1)[0]
     return ":" not in head
+
+
+def normalize_storage(storage: str, base: Path) -> str:
+    """A folder becomes absolute (relative to ``base``: the config file's folder, or the working directory for
+    ``--storage``); an rclone remote path is kept as written."""
+    storage = storage.strip()
+    return str(_resolve_path(storage, base)) if is_local_path(storage) else storage
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], key: str, where: Path) -> Any:
@@ -197,6 +216,29 @@ _SCICAT_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+SOURCE_FOLDER_FIELDS = ("investigation", "dataset", "target")
+
+
+def _check_source_folder(template: str, key: str, where: Path) -> None:
+    """A template mistake must show when the config is read, not as a broken catalogue entry hours later."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: '{key}' is not a valid template ({exc}); write e.g. \"/raw/{{investigation}}/{{dataset}}\""
+        ) from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in SOURCE_FOLDER_FIELDS or spec or conversion:
+            raise ConfigError(
+                f"{where}: '{key}' uses {{{name}}}; only {', '.join('{' + f + '}' for f in SOURCE_FOLDER_FIELDS)} "
+                "may appear in it"
+            )
+    if not template.strip():
+        raise ConfigError(f"{where}: '{key}' is empty")
+
+
 def _parse_scicat(raw: Any, key_prefix: str, where: Path) -> SciCatSettings:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: '{key_prefix}' must be a table ([{key_prefix}])")
@@ -229,13 +271,15 @@ def _parse_scicat(raw: Any, key_prefix: str, where: Path) -> SciCatSettings:
         values["expiry_warning"] = parse_duration(
             values["expiry_warning"], f"{where}: '{key_prefix}.expiry_warning'"
         )
+    if "source_folder" in values:
+        _check_source_folder(values["source_folder"], f"{key_prefix}.source_folder", where)
     if "timeout" in values and values["timeout"] <= 0:
         raise ConfigError(f"{where}: '{key_prefix}.timeout' must be more than 0 seconds")
     values["url"] = url.rstrip("/")
     return SciCatSettings(**values)
 
 
-def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
+def parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     key_prefix = f"profiles.{name}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: '{key_prefix}' must be a table ([{key_prefix}])")
@@ -245,8 +289,7 @@ def _parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     _expect(storage, str, f"{key_prefix}.storage", where)
     if not storage.strip():
         raise ConfigError(f"{where}: '{key_prefix}.storage' is empty")
-    if is_local_path(storage):
-        storage = str(_resolve_path(storage, base))
+    storage = normalize_storage(storage, base)
     catalogue = _expect(raw.get("catalogue", "local"), str, f"{key_prefix}.catalogue", where)
     if catalogue not in CATALOGUES:
         raise ConfigError(
@@ -323,7 +366,7 @@ def load_config(home: Home) -> Config:
     """Read ``config.toml`` from the home; raise :class:`ConfigError` with a one-line reason if it is bad."""
     path = home.config_file
     if not path.exists():
-        return Config(source=None, profiles={DEFAULT_PROFILE: default_profile(home)})
+        return Config(source=None, profiles={DEFAULT_PROFILE: default_profile(home)}, path=path)
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -339,6 +382,6 @@ def load_config(home: Home) -> Config:
     if "rclone" in data:
         rclone = _resolve_path(_expect(data["rclone"], str, "rclone", path), base)
     raw_profiles = _expect(data.get("profiles", {}), dict, "profiles", path)
-    profiles = {name: _parse_profile(name, raw, path, base) for name, raw in raw_profiles.items()}
+    profiles = {name: parse_profile(name, raw, path, base) for name, raw in raw_profiles.items()}
     profiles.setdefault(DEFAULT_PROFILE, default_profile(home))
-    return Config(source=path, profiles=profiles, rclone=rclone)
+    return Config(source=path, profiles=profiles, rclone=rclone, path=path)

@@ -28,7 +28,9 @@ from engine.events import DatasetFinished, EnginePaused, EngineResumed, Event, E
 from engine.gate import DEFAULT_MAX_JOBS, TransferGate
 from engine.home import Home, resolve_home
 from engine.journal import FAILED, Journal
-from engine.model import EngineSnapshot, Mode, RunReport
+from engine.logins import LoginWatch
+from engine.logs import FILE_ONLY
+from engine.model import DatasetState, EngineSnapshot, FileState, Mode, RunReport
 from engine.procs import pid_alive
 from engine.rclone import RcloneDaemon, RcloneError, find_rclone
 from engine.runs import BatchRun, DatasetRun
@@ -38,6 +40,8 @@ from engine.storage import Storage, redact_fs
 from engine.sync import EventFilter, SyncRun
 
 log = logging.getLogger(__name__)
+
+LOGIN_CHECK = 5.0  # seconds between looks at the catalogue logins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +121,7 @@ class Engine:
         self._event_filter = event_filter
         self._closed = False
         self._ticker: threading.Thread | None = None
+        self._logins = LoginWatch()
         self._tick_stop = threading.Event()
 
     def __enter__(self) -> Engine:
@@ -147,6 +152,15 @@ class Engine:
         resolve_spec(spec, self.config())
         return spec
 
+    def _ensure_home(self) -> None:
+        try:
+            self.home.ensure()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the data home {self.home.data_dir} ({exc.strerror}); set DATAUPLOADER_HOME to a "
+                "folder you can write"
+            ) from None
+
     # -- runs --------------------------------------------------------------------------------------------
 
     def start_sync(self, spec: DatasetSpec) -> DatasetHandle:
@@ -159,7 +173,7 @@ class Engine:
         if self._closed:
             raise UsageError("the engine is closed")
         resolved = resolve_spec(spec, self.config())
-        self.home.ensure()
+        self._ensure_home()
         with self._lock:
             for h in self._handles.values():
                 if h.run.resolved.key == resolved.key:
@@ -209,19 +223,26 @@ class Engine:
         err = handle.error
         with contextlib.suppress(DataUploaderError), Journal(self.home.journal_file) as journal:
             if err is not None and not isinstance(err, Cancelled):
-                journal.delete_dataset_if_empty(handle.id)  # a start that failed leaves no empty dataset behind
+                journal.delete_dataset_if_empty(
+                    handle.id
+                )  # a start that failed leaves no empty dataset behind
             if not isinstance(err, Cancelled):
                 journal.end_run(handle.id)  # a stopped (or crashed) sync stays resumable
         self._apply_bwlimit()
+        cancelled = isinstance(err, Cancelled)
+        _log_outcome(handle, err)
         self._bus.emit(
             DatasetFinished(
                 dataset_id=handle.id,
                 name=handle.name,
                 report=handle.report,
-                error=str(err) if err is not None else None,
+                error=str(err) if err is not None and not cancelled else None,
                 action=err.action
                 if err is not None
-                else (handle.report.action if handle.report else Action.NONE),
+                else handle.report.action
+                if handle.report
+                else Action.NONE,
+                cancelled=cancelled,
             )
         )
 
@@ -269,14 +290,66 @@ class Engine:
         states = dataset_states(self.home, modes=modes, paused=self.paused)
         return EngineSnapshot(paused=self.paused, datasets=tuple(states))
 
+    def find(
+        self, name: str, *, investigation: str | None = None, profile: str | None = None
+    ) -> DatasetState:
+        """The one dataset called ``name`` (narrowed by investigation and profile when several have that name)."""
+        found = [
+            d
+            for d in self.snapshot().datasets
+            if d.name == name
+            and (investigation is None or d.investigation == investigation)
+            and (profile is None or d.profile == profile)
+        ]
+        if not found:
+            raise UsageError(f"no dataset named '{name}' in the journal; `datauploader status` lists them")
+        if len(found) > 1:
+            places = ", ".join(f"{d.investigation or '-'} [{d.profile}]" for d in found)
+            raise UsageError(
+                f"several datasets are named '{name}' ({places}); give --investigation or --profile"
+            )
+        return found[0]
+
+    def files(self, dataset: DatasetState) -> list[FileState]:
+        """Every file of ``dataset`` with its state, size and reason (refused and skipped entries too)."""
+        with Journal(self.home.journal_file, readonly=True) as journal:
+            out = [
+                FileState(f.rel, f.state, f.size, f.reason, f.verify, f.updated)
+                for f in journal.iter_files(dataset.id)
+            ]
+            out += [
+                FileState(r, "refused", None, why, None, None)
+                for r, why in journal.skipped(dataset.id, refused=True)
+            ]
+            out += [
+                FileState(r, "skipped", None, why, None, None)
+                for r, why in journal.skipped(dataset.id, refused=False)
+            ]
+        return sorted(out, key=lambda f: f.path)
+
+    def forget(self, dataset: DatasetState) -> int:
+        """Drop a dataset from the journal (storage and catalogue untouched): for refused or abandoned entries.
+        Refused while the dataset runs here or in another process."""
+        with self._lock:
+            if dataset.id in self._handles or dataset.running:
+                raise BusyError(f"dataset '{dataset.name}' is running; stop it first")
+            with Journal(self.home.journal_file) as journal:
+                return journal.forget_dataset(dataset.id)
+
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Events arrive on a thread of their own per subscriber; returns the function that unsubscribes."""
-        return self._bus.subscribe(callback)
+        unsubscribe = self._bus.subscribe(callback)
+        self._ensure_ticker()  # login warnings are wanted with or without runs
+        return unsubscribe
 
     def emit(self, event: Event) -> None:
         self._bus.emit(event)
 
     # -- catalogue ---------------------------------------------------------------------------------------
+
+    def probe_catalogue(self, *, profile: str | None = None) -> None:
+        """Check that the profile's catalogue answers and is what the profile says, before asking for a password."""
+        self._catalogue(self.config().profile(profile)).probe()
 
     def login(self, credentials: Credentials, *, profile: str | None = None) -> Session:
         return self._catalogue(self.config().profile(profile)).login(credentials)
@@ -397,8 +470,23 @@ class Engine:
             self._ticker.start()
 
     def _tick(self) -> None:
-        while not self._tick_stop.wait(30.0):
-            self._apply_bwlimit()
+        """Every few seconds: catalogue logins (cheap: adapters answer from their cache); every 30 s: the
+        bandwidth timetable."""
+        beats = 0
+        while not self._tick_stop.wait(LOGIN_CHECK):
+            beats += 1
+            if beats % int(30 / LOGIN_CHECK) == 0:
+                self._apply_bwlimit()
+            self._check_logins()
+
+    def _check_logins(self) -> None:
+        try:
+            profiles = [p for p in self.config().profiles.values() if p.catalogue != "local"]
+        except DataUploaderError:
+            return  # a config being edited: next time
+        for profile in profiles:
+            for event in self._logins.check(profile.name, self._catalogue(profile)):
+                self._bus.emit(event)
 
     # -- the end -----------------------------------------------------------------------------------------
 
@@ -423,6 +511,32 @@ class Engine:
         for catalogue in catalogues:
             catalogue.close()
         self._bus.close()
+
+
+def _log_outcome(handle: DatasetHandle, err: DataUploaderError | None) -> None:
+    """One line per run in the log: what ran and how it ended (the log is the record of an unattended PC)."""
+    what = f"{handle.mode} of dataset '{handle.name}' (profile {handle.profile})"
+    r = handle.report
+    if isinstance(err, Cancelled):
+        log.info("%s stopped; it resumes at the next start", what, extra=FILE_ONLY)
+    elif err is not None:
+        log.error("%s could not run: %s", what, err, extra=FILE_ONLY)
+    elif r is not None:
+        level = logging.INFO if r.exit_code == 0 else logging.WARNING
+        log.log(
+            level,
+            "%s ended with exit %d: %d/%d files registered, %d uploaded now (%d bytes), %d failed%s, %.1f s",
+            what,
+            r.exit_code,
+            r.files_done,
+            r.files_total,
+            r.files_uploaded,
+            r.bytes_uploaded,
+            len(r.failed),
+            f", {len(r.problems)} problems" if r.problems else "",
+            r.elapsed,
+            extra=FILE_ONLY,
+        )
 
 
 def _spec_json(spec: DatasetSpec) -> str:

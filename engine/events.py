@@ -91,6 +91,7 @@ class DatasetFinished(Event):
     report: RunReport | None
     error: str | None  # one line, when the run could not run at all
     action: Action
+    cancelled: bool = False  # stopped on request (Quit now, a second Ctrl-C): not an error, it resumes
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class _Subscriber:
         self.callback = callback
         self.queue: queue.Queue[Event | None] = queue.Queue()
         self.dropped = 0
+        self.errors = 0
         self.thread = threading.Thread(target=self._run, name="events", daemon=True)
         self.thread.start()
 
@@ -167,11 +169,20 @@ class _Subscriber:
             try:
                 self.callback(event)
             except Exception:  # a broken subscriber must not break the engine, nor stop its own deliveries
-                log.exception("an event subscriber failed on %s", type(event).__name__)
+                self.errors += 1
+                if (
+                    self.errors == 1
+                ):  # once in full; a subscriber that fails every time must not flood the log
+                    log.exception(
+                        "an event subscriber failed on %s (further failures are counted)",
+                        type(event).__name__,
+                    )
 
     def close(self, timeout: float) -> None:
         self.queue.put(None)
         self.thread.join(timeout)
+        if self.errors > 1:
+            log.warning("an event subscriber failed %d times", self.errors)
 
 
 class EventBus:

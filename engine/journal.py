@@ -142,7 +142,7 @@ class DatasetRecord:
     catalogue_id: str | None
     description: str | None
     investigation_description: str | None
-    meta: dict[str, str]
+    meta: dict[str, Any]  # --meta values, typed (text, numbers, {"value", "unit"})
     state: str
     manifest_sha256: str | None
     created: float
@@ -168,6 +168,7 @@ class FileRecord:
     verify: str | None
     registered_sha256: str | None
     stored_mtime: float | None = None
+    updated: float | None = None
 
 
 @dataclass
@@ -201,7 +202,7 @@ class ScanResult:
 
 _FILE_COLS = (
     "id, rel, source, size, mtime_ns, sha256, alt_hash, state, attempts, reason, writing, "
-    "stored_size, stored_sha256, stored_hash, verify, registered_sha256, stored_mtime"
+    "stored_size, stored_sha256, stored_hash, verify, registered_sha256, stored_mtime, updated"
 )
 _DATASET_COLS = (
     "id, profile, investigation, name, storage, target, catalogue, catalogue_id, description, "
@@ -375,7 +376,7 @@ class Journal:
         catalogue: str,
         description: str | None,
         investigation_description: str | None,
-        meta: dict[str, str],
+        meta: dict[str, Any],
     ) -> DatasetRecord:
         now = time.time()
         with self.transaction() as db:
@@ -683,6 +684,15 @@ class Journal:
                 (DISCOVERED, time.time(), dataset_id, FAILED),
             )
             return max(0, cur.rowcount)
+
+    def forget_dataset(self, dataset_id: int) -> int:
+        """Remove a dataset and everything the journal knows of it; return how many file records went."""
+        with self.transaction() as db:
+            n = db.execute("SELECT count(*) FROM files WHERE dataset_id=?", (dataset_id,)).fetchone()[0]
+            for table in ("files", "skipped", "progress", "runs", "registering"):
+                db.execute(f"DELETE FROM {table} WHERE dataset_id=?", (dataset_id,))
+            db.execute("DELETE FROM datasets WHERE id=?", (dataset_id,))
+        return int(n)
 
     def delete_dataset_if_empty(self, dataset_id: int) -> None:
         """Forget a dataset record that never got a file (a start that found nothing to upload)."""

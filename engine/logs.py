@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.home import Home, private_dir, private_file
-
-_SECRET = re.compile(r"(?i)((?:pass(?:word)?|token|secret|key|authorization)\s*[=:]\s*)(['\"]?)[^'\"\s,]+")
+from engine.redaction import redact
 
 
 class RedactingFilter(logging.Filter):
@@ -20,7 +18,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        clean = _SECRET.sub(r"\1\2***", msg)
+        clean = redact(msg)
         if clean != msg:
             record.msg, record.args = clean, None
         return True
@@ -42,9 +40,16 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.before = before
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "file_only", False):  # said on the console in other words already
+            return
         if self.before is not None:
             self.before()
         super().emit(record)
+
+
+FILE_ONLY = {
+    "file_only": True
+}  # logging `extra=` for records that belong in the log file, not on the console
 
 
 def setup_logging(
@@ -56,14 +61,19 @@ def setup_logging(
     for h in list(root.handlers):
         root.removeHandler(h)
     redact = RedactingFilter()
-    private_dir(home.log_dir)
-    fileh = _PrivateRotatingFileHandler(
-        home.log_dir / "datauploader.log", maxBytes=10 << 20, backupCount=5, encoding="utf-8"
-    )
-    fileh.setLevel(logging.DEBUG if verbose else logging.INFO)
-    fileh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-    fileh.addFilter(redact)
-    root.addHandler(fileh)
+    try:
+        private_dir(home.log_dir)
+        fileh = _PrivateRotatingFileHandler(
+            home.log_dir / "datauploader.log", maxBytes=10 << 20, backupCount=5, encoding="utf-8"
+        )
+    except OSError as exc:  # a home we may not write: commands that only look (status, config) still work
+        unwritable: str | None = f"cannot write the log in {home.log_dir} ({exc.strerror})"
+    else:
+        unwritable = None
+        fileh.setLevel(logging.DEBUG if verbose else logging.INFO)
+        fileh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+        fileh.addFilter(redact)
+        root.addHandler(fileh)
     if console and sys.stderr is not None:
         con = _ConsoleHandler(before_console)
         con.setLevel(logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
@@ -71,3 +81,5 @@ def setup_logging(
         con.addFilter(redact)
         root.addHandler(con)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if unwritable:
+        logging.getLogger(__name__).info("%s; logging to the console only", unwritable)

@@ -118,3 +118,15 @@ class DatasetState:
 class EngineSnapshot:
     paused: bool
     datasets: tuple[DatasetState, ...]
+
+
+@dataclass(frozen=True)
+class FileState:
+    """One file of a dataset as the journal has it (``status DATASET``)."""
+
+    path: str
+    state: str  # settling | discovered | uploading | verified | registered | failed | refused | skipped
+    size: int | None
+    reason: str | None
+    verification: str | None  # how it was checked on storage, once verified
+    updated: float | None

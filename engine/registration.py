@@ -114,7 +114,7 @@ def complete_dataset(
     )
     dataset_fs = storage.fs(rec.target)
     # What the manifest says, not when it was written, decides whether it must be written again.
-    digest = _manifest_key(journal, rec)
+    digest, first, last = _manifest_key(journal, rec)
     if digest != rec.manifest_sha256:
         try:
             existing = storage.list(dataset_fs, [MANIFEST_NAME])
@@ -135,8 +135,12 @@ def complete_dataset(
             return rec, f"could not write the manifest: {classify(exc.message).reason}; run again"
     if rec.catalogue_id is None:
         return rec, "the dataset is not in the catalogue yet; run again"
+    if digest == rec.manifest_sha256 and rec.state == "complete":
+        return rec, None  # nothing changed since the dataset was last finalised: leave the catalogue alone
     try:
-        catalogue.finalise(rec.catalogue_id, end_time=time.time())
+        # The manifest itself is not registered: the catalogue lists the data files (numberOfFiles counts them),
+        # the manifest describes them and is rewritten whenever they change.
+        catalogue.finalise(rec.catalogue_id, start_time=first, end_time=last)
     except TransientError as exc:
         return rec, f"catalogue not reachable to finalise the dataset: {exc}"
     except AuthError as exc:
@@ -159,16 +163,22 @@ def _our_manifest(storage: Storage, rec: DatasetRecord, run_dir: Path) -> bool:
             return False
 
 
-def _manifest_key(journal: Journal, rec: DatasetRecord) -> str:
+def _manifest_key(journal: Journal, rec: DatasetRecord) -> tuple[str, float, float]:
+    """The manifest's content key, and the oldest and newest registered file's mtime (when the data was taken:
+    the catalogue's creation and end time)."""
     h = hashlib.sha256(
         json.dumps(
             [rec.name, rec.investigation, rec.description, rec.investigation_description, rec.meta],
             sort_keys=True,
         ).encode()
     )
+    first, last = float("inf"), float("-inf")
     for f in _crate_files(journal, rec.id):
         h.update(f"{f.path}\0{f.size}\0{f.sha256}\0{f.mtime}\n".encode())
-    return h.hexdigest()
+        first, last = min(first, f.mtime), max(last, f.mtime)
+    if first > last:  # no file registered: complete_dataset never gets here, but keep the times sane
+        first = last = rec.created
+    return h.hexdigest(), first, last
 
 
 __all__ = ["complete_dataset", "register_verified"]

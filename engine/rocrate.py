@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-from engine import __version__
+from engine.version import __version__
 
 MANIFEST_NAME = "ro-crate-metadata.json"
 _CONTEXT = "https://w3id.org/ro/crate/1.1/context"
@@ -36,7 +36,7 @@ class CrateDataset:
     investigation: str | None
     description: str | None
     investigation_description: str | None
-    meta: dict[str, str]
+    meta: dict[str, Any]  # typed --meta values: text, numbers, or quantities {"value": 300, "unit": "K"}
     created: float
     completed: float
 
@@ -97,14 +97,7 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             _entity(fh, inv, lead=",\n")
         for k in sorted(dataset.meta):
             _entity(
-                fh,
-                {
-                    "@id": f"#meta-{quote(k, safe='')}",
-                    "@type": "PropertyValue",
-                    "name": k,
-                    "value": dataset.meta[k],
-                },
-                lead=",\n",
+                fh, {"@id": f"#meta-{quote(k, safe='')}", **property_value(k, dataset.meta[k])}, lead=",\n"
             )
         _entity(
             fh,
@@ -130,6 +123,20 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
                 lead=",\n",
             )
         fh.write("\n]\n}\n")
+
+
+def property_value(name: str, value: Any) -> dict[str, Any]:
+    """A schema.org PropertyValue that keeps the value's type: a number stays a number, and a quantity
+    ``{"value": 300, "unit": "K"}`` becomes ``value`` 300 with ``unitText`` "K" (schema.org's unit field), so
+    a reader of the crate gets the same numbers the catalogue has."""
+    entity: dict[str, Any] = {"@type": "PropertyValue", "name": name}
+    if isinstance(value, dict) and "value" in value:
+        entity["value"] = value["value"]
+        if value.get("unit"):
+            entity["unitText"] = value["unit"]
+    else:
+        entity["value"] = value
+    return entity
 
 
 def _entity(fh: IO[str], entity: dict[str, Any], lead: str = "") -> None:

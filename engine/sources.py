@@ -109,6 +109,7 @@ def resolve_roots(paths: Sequence[str]) -> list[SourceRoot]:
     if not paths:
         raise UsageError("no PATH given; name the files or folders to upload")
     roots: list[SourceRoot] = []
+    seen: dict[Path, str] = {}
     for raw in paths:
         p = Path(raw).expanduser()
         try:
@@ -118,6 +119,9 @@ def resolve_roots(paths: Sequence[str]) -> list[SourceRoot]:
         except OSError as exc:
             raise UsageError(f"{raw}: cannot read it ({exc.strerror})") from None
         p = p.resolve()
+        if p in seen:
+            raise UsageError(f"{raw}: given twice (also as {seen[p]}); give each file or folder once")
+        seen[p] = raw
         if name_problem(str(p)):
             raise UsageError(
                 f"{printable(raw)}: the path has a name that is not valid UTF-8 or holds a control "

@@ -7,23 +7,20 @@ against the configuration and the file system before anything starts, and every 
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from engine.config import Config, Profile, parse_duration
+from engine.bwlimit import valid as bwlimit_valid
+from engine.config import Config, Profile, normalize_storage, parse_duration
 from engine.datasets import DatasetRequest
 from engine.errors import DataUploaderError, UsageError
 from engine.model import Mode
 from engine.names import validate_name
 from engine.rules import FileRules, rules_from_options
 from engine.sources import SourceRoot, resolve_roots
-
-# rclone's --bwlimit: "off", "10M", "10M:1M" (upload:download), or a timetable "08:00,10M 20:00,off",
-# "Mon-08:00,512k Sat-00:00,off"; rclone itself has the last word when the run applies it.
-_RATE = r"(?:off|\d+(?:\.\d+)?[bBkKMGTP]?i?(?::\d+(?:\.\d+)?[bBkKMGTP]?i?)?)"
-_BWLIMIT = re.compile(rf"^{_RATE}$|^(?:(?:[A-Za-z]{{3}}-)?\d{{1,2}}:\d\d,{_RATE}\s*)+$")
 
 
 @dataclass(frozen=True)
@@ -35,12 +32,15 @@ class DatasetSpec:
     investigation: str | None = None
     description: str | None = None
     investigation_description: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # typed values: see engine.datasets.parse_meta
+    pi: str | None = None  # principal investigator's e-mail; None: the investigation's
+    investigation_title: str | None = None  # used only when the investigation has to be created
     profile: str | None = None  # None: "default"
     mode: Mode = "sync"
     settle: float | str | None = None  # seconds or a duration ("2s"); None: the profile's
     bwlimit: str | None = None  # None: the profile's
     transfers: int | None = None  # parallel transfers per batch; None: the profile's
+    storage: str | None = None  # a folder or rclone path instead of the profile's storage
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ def resolve_spec(spec: DatasetSpec, config: Config) -> ResolvedSpec:
         profile = config.profile(spec.profile)
     except DataUploaderError as exc:
         raise _with_field(exc, "profile") from None
+    if _clean(spec.storage):
+        assert spec.storage is not None
+        profile = dataclasses.replace(profile, storage=normalize_storage(spec.storage, Path.cwd()))
     for name, value in (("name", spec.name), ("investigation", _clean(spec.investigation))):
         if value is None:
             continue
@@ -92,6 +95,8 @@ def resolve_spec(spec: DatasetSpec, config: Config) -> ResolvedSpec:
         description=_clean(spec.description),
         investigation_description=_clean(spec.investigation_description),
         meta=dict(spec.meta),
+        pi=_clean(spec.pi),
+        investigation_title=_clean(spec.investigation_title),
     )
     try:
         request.validated()
@@ -111,7 +116,7 @@ def resolve_spec(spec: DatasetSpec, config: Config) -> ResolvedSpec:
         except UsageError as exc:
             raise _with_field(exc, "settle") from None
     bwlimit = _clean(spec.bwlimit) or profile.bwlimit
-    if bwlimit is not None and not _BWLIMIT.match(bwlimit.strip()):
+    if bwlimit is not None and not bwlimit_valid(bwlimit):
         raise UsageError(
             f"bandwidth limit {bwlimit!r} is not valid rclone syntax (e.g. 10M, '08:00,5M 20:00,off')",
             field="bwlimit",

@@ -24,6 +24,7 @@ from engine.errors import StorageError, StorageUnreachableError
 from engine.gate import TransferGate
 from engine.rclone.daemon import RcloneDaemon, RcloneError
 from engine.rclone.errors import PERMANENT, TRANSIENT, classify
+from engine.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +70,13 @@ class CopyOutcome:
     bytes: int = 0
 
 
-_SECRET_OPTION = re.compile(
-    r"(?i)([,:][a-z0-9_]*(?:pass|secret|token|bearer|key)[a-z0-9_]*=)('[^']*'|\"[^\"]*\"|[^,:]*)"
-)
-_URL_PASSWORD = re.compile(r"(//[^/:@\s]+:)[^@/\s]+@")
+# rclone's words when a password was given in clear where it expects the obscured form.
+_UNOBSCURED = re.compile(r"(?i)couldn't decrypt|decrypt password|input too short|illegal base64|obscure")
 
 
 def redact_fs(fs: str) -> str:
     """An rclone path fit for logs, status output and the catalogue: secrets in connection strings masked."""
-    return _URL_PASSWORD.sub(r"\1***@", _SECRET_OPTION.sub(r"\1***", fs))
+    return redact(fs)
 
 
 def join_fs(root: str, *parts: str) -> str:
@@ -168,6 +167,11 @@ class Storage:
                     f"storage '{redact_fs(self.root)}' is not reachable: {exc.message}"
                 ) from None
             reason = c.reason if c.kind == PERMANENT else exc.message
+            if _UNOBSCURED.search(exc.message):
+                reason += (
+                    f"; passwords in an rclone connection string or rclone.conf must be obscured: use the output of "
+                    f"`{self.daemon.binary} obscure PASSWORD` (the rclone that comes with DataUploader)"
+                )
             raise StorageError(f"storage '{redact_fs(self.root)}' is not usable: {reason}") from None
         hashes = tuple(str(h) for h in info.get("Hashes") or ())
         verify = next((h for h in VERIFY_HASHES if h in hashes), None)

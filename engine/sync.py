@@ -179,7 +179,6 @@ class SyncRun(DatasetRun):
                 # Registrations queued while the catalogue was away or the login had expired: a login in
                 # another shell (a new token in the store) or the catalogue's return lets them flush now.
                 next_register = time.monotonic() + self.register_retry
-                uploader.check_login()
                 if uploader.has_unregistered():
                     uploader.register()
             if not uploader.has_pending():

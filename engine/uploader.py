@@ -27,8 +27,6 @@ from engine.events import (
     CatalogueUnreachable,
     FileFailed,
     FileVerified,
-    LoginExpired,
-    LoginExpiring,
     StorageReachable,
     StorageUnreachable,
 )
@@ -118,7 +116,6 @@ class DatasetUploader:
         self._count_lock = threading.Lock()
         self._register_lock = threading.Lock()
         self.register_error: CatalogueError | None = None  # why the last registration attempt failed
-        self._expiry_warned: float | None = None
         self.storage_away = False
 
     def close(self) -> None:
@@ -293,7 +290,6 @@ class DatasetUploader:
         except AuthError as exc:
             if not isinstance(before, AuthError):
                 log.warning("registration postponed, the files stay queued: %s", exc)
-                self.ctx.emit(LoginExpired(profile=self.ctx.profile.name))
             self.register_error = exc
             return
         except TransientError as exc:
@@ -312,34 +308,8 @@ class DatasetUploader:
         if isinstance(before, TransientError):
             self.ctx.emit(CatalogueReachable(profile=self.ctx.profile.name))
         self.register_error = None
-        self.check_login()
         if n:
             self.tracker.refresh()
-
-    def check_login(self) -> None:
-        """Warn once per token when the catalogue login is about to expire: there is no refresh token, so a
-        person has to log in again, and a warning now beats registrations piling up later."""
-        catalogue = self.ctx.catalogue
-        if not catalogue.needs_login:
-            return
-        session = catalogue.session()
-        if session is None or session.expires is None or session.expires == self._expiry_warned:
-            return
-        left = session.expires - time.time()
-        if left <= float(getattr(catalogue, "expiry_warning", 600.0)):
-            self._expiry_warned = session.expires
-            log.warning(
-                "the %s login of %s (profile '%s') expires in %d min (at %s); log in again to keep registering "
-                "(uploads go on meanwhile)",
-                catalogue.name,
-                session.user,
-                self.ctx.profile.name,
-                max(0, int(left // 60)),
-                time.strftime("%H:%M", time.localtime(session.expires)),
-            )
-            self.ctx.emit(
-                LoginExpiring(profile=self.ctx.profile.name, user=session.user, expires=session.expires)
-            )
 
     def has_unregistered(self) -> bool:
         return bool(self.journal.files_in_state(self.rec.id, (VERIFIED,), limit=1))

@@ -1,12 +1,34 @@
-"""A fake SciCat backend (``/api/v3``) for tests: a real HTTP server on 127.0.0.1 in a background thread.
+"""A fake SciCat backend (``/api/v3`` and ``/api/v4``) for tests: a real HTTP server on 127.0.0.1 in a thread.
 
-It behaves like SciCat backend-next where DataUploader can tell the difference (status codes, error bodies, PIDs
-with a ``/``, origdatablocks updating the dataset's ``size``/``numberOfFiles``), and it is *stricter* than the real
-server in one way on purpose: every request body must pass the published pydantic model of ``scicat-sdk-py``
-for its route **and** may not carry a key that model does not declare (the SDK's ``from_dict`` silently drops
-such keys; the real server's ``forbidNonWhitelisted`` validation answers 400). Both checks live in one place,
-:func:`check_body`, which the dispatcher runs for every route that takes a body before the route's handler is
-called; handlers only ever see the validated, re-serialised body.
+It behaves like SciCat backend-next (checked against commit 4055c96) wherever DataUploader can tell the
+difference, quirks included:
+
+- **Tokens**: a token the server does not accept (expired, signed with an old secret) makes the caller
+  *anonymous*, it is never refused with 401: writes answer 403 "Forbidden resource", reads answer what the public
+  may see, ``/auth/whoami`` answers 200 with an empty body, and only the ``/users/...`` routes answer 401.
+- **Groups** (the backend's environment): ``admin_groups`` (read and write anything), ``privileged_groups``
+  (``CREATE_DATASET_PRIVILEGED_GROUPS``: create datasets and origdatablocks for any group, but read and update
+  only their own groups' datasets), ``proposal_groups`` (create and read every proposal; ``FakeUser.ingestor`` is
+  the same), ``lifecycle_groups`` (read every dataset), ``delete_groups``. Everyone may create datasets of their
+  own groups (``CREATE_DATASET_GROUPS=#all``).
+- **Filters**: ``GET /api/v3/datasets`` (and ``findOne``, ``count``) turn every string value of ``where`` that
+  JavaScript's ``new Date()`` accepts ("scan-001", "run 12", "2024-001", "20261") into a date, which matches no
+  string (:func:`js_date_like` approximates V8's parser); values inside arrays are left alone. v3 ``proposalId`` and
+  friends are mapped to the stored ``proposalIds`` arrays.
+- **origdatablocks**: ``GET /api/v3/datasets/{pid}/origdatablocks`` answers at most 100 blocks and takes no filter;
+  ``GET /api/v3/origdatablocks?filter=`` pages through them all (default limit 100). v3 dataset routes keep the
+  dataset's ``size``/``numberOfFiles`` by arithmetic (``+=`` on POST, ``- old + new`` on PATCH, using the block's
+  ``size`` as sent); v3 top-level routes recompute them from the first 100 blocks; v4 routes from the 10 newest.
+- **v4**: ``PATCH /api/v4/datasets/{pid}`` resets ``size``, ``packedSize`` and ``numberOfFiles`` to 0 unless they
+  are sent (the update DTO's defaults); v4 lists default to 10 items.
+- **Validation**: every request body must pass the published pydantic model of ``scicat-sdk-py`` for its route
+  *and* may not carry a key that model does not declare (the real server's ``forbidNonWhitelisted``). Both checks
+  live in :func:`check_body`, run by the dispatcher before any handler. A 400 from the v3 dataset routes carries
+  ``message`` as a JSON-encoded list of class-validator errors (``{"property", "constraints", "children"}``);
+  ``isValid`` answers ``{"valid": false, "error": "a; b"}`` (v4: ``{"valid": ...}`` only).
+- **Defaults**: a new dataset gets ``datasetlifecycle`` (with an ``_id`` the update DTO refuses), ``version``,
+  zero totals, and ``[null]`` for the id arrays a v3 body did not set; ``scientificMetadata`` quantities
+  (``{"value", "unit"}``) get ``valueSI``/``unitSI``.
 
 Usage::
 
@@ -15,8 +37,8 @@ Usage::
 
 Test hooks: :attr:`FakeSciCat.requests` (every request: method, path, body, status), :meth:`FakeSciCat.set_down`
 (503 or dropped connections, for a while or for N requests), :meth:`FakeSciCat.advance_clock` and
-:meth:`FakeSciCat.revoke_all_tokens` (expire sessions), and the stores :attr:`datasets`, :attr:`proposals`,
-:attr:`origdatablocks`.
+:meth:`FakeSciCat.revoke_all_tokens` (expire sessions), and the stores :attr:`datasets` (v3 view),
+:attr:`proposals`, :attr:`origdatablocks`.
 
 Requires ``scicat-sdk-py`` (the version in :data:`SDK_PIN`, whose models match the backend's OpenAPI document).
 """
@@ -28,6 +50,7 @@ import contextlib
 import copy
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import re
@@ -48,15 +71,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, ValidationError
 from scicat_sdk_py import __version__ as SDK_VERSION
 from scicat_sdk_py.models import (
+    CreateDatasetDto,
     CreateDatasetOrigDatablockDto,
     CreateDerivedDatasetObsoleteDto,
+    CreateOrigDatablockDto,
     CreateProposalDto,
     CreateRawDatasetObsoleteDto,
     CredentialsDto,
-    IsValidResponse,
     OrigDatablock,
     OutputDatasetObsoleteDto,
+    PartialUpdateDatasetDto,
     PartialUpdateDerivedDatasetObsoleteDto,
+    PartialUpdateOrigDatablockDto,
     PartialUpdateRawDatasetObsoleteDto,
     ProposalClass,
     ReturnedAuthLoginDto,
@@ -67,10 +93,14 @@ from scicat_sdk_py.models import (
 
 SDK_PIN = "scicat-sdk-py==5.1.1"
 API_PREFIX = "/api/v3"
+API_V4_PREFIX = "/api/v4"
 DEFAULT_PID_PREFIX = "20.500.12269"
+V3_BLOCK_LIMIT = 100  # GET /datasets/{pid}/origdatablocks, and what v3 top-level routes total
+V4_DEFAULT_LIMIT = 10  # v4 lists without limits, and what v4 origdatablock routes total
 
 __all__ = [
     "API_PREFIX",
+    "API_V4_PREFIX",
     "SDK_PIN",
     "SDK_VERSION",
     "ApiError",
@@ -78,6 +108,7 @@ __all__ = [
     "FakeUser",
     "RecordedRequest",
     "check_body",
+    "js_date_like",
     "make_jwt",
     "read_jwt",
 ]
@@ -98,12 +129,14 @@ class ApiError(Exception):
         413: "Payload Too Large",
     }
 
-    def __init__(self, status: int, message: str | list[str] | None = None) -> None:
+    def __init__(self, status: int, message: str | list[str] | None = None, *, payload: Any = None) -> None:
         reason = self.REASONS.get(status, "Error")
         super().__init__(f"{status} {message or reason}")
         self.status = status
-        if status == 401 and message is None:
-            self.payload: dict[str, Any] = {"message": "Unauthorized", "statusCode": 401}
+        if payload is not None:
+            self.payload: dict[str, Any] = payload
+        elif status == 401 and message is None:
+            self.payload = {"message": "Unauthorized", "statusCode": 401}
         else:
             self.payload = {
                 "message": message if message is not None else reason,
@@ -119,39 +152,70 @@ def _forbidden(message: str = "Forbidden resource") -> ApiError:
 # ------------------------------------------------------------------------------------ body validation
 
 
-def _unknown_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[str]:
+@dataclass(frozen=True)
+class Problem:
+    """One validation failure: where (JSON path), which rule, and the class-validator-like message."""
+
+    loc: tuple[str, ...]
+    rule: str
+    message: str
+
+    def text(self) -> str:
+        head = ".".join(self.loc[:-1])
+        return f"{head}.{self.message}" if head else self.message
+
+
+def _unknown_keys(model: type[BaseModel], data: dict[str, Any], loc: tuple[str, ...] = ()) -> list[Problem]:
     """Every key of ``data`` (recursively, through nested SDK models) that ``model`` does not declare.
 
     Only the JSON names (aliases) count as declared: the SDK models also accept their Python field names
     (``populate_by_name``), which the real server would refuse.
     """
     declared = {(f.alias or name): f for name, f in model.model_fields.items()}
-    errors: list[str] = []
+    problems: list[Problem] = []
     for key, value in data.items():
         info = declared.get(key)
         if info is None:
-            errors.append(f"{prefix}property {key} should not exist")
+            problems.append(Problem((*loc, key), "whitelistValidation", f"property {key} should not exist"))
         else:
-            errors += _unknown_keys_in(info.annotation, value, f"{prefix}{key}.")
-    return errors
+            problems += _unknown_keys_in(info.annotation, value, (*loc, key))
+    return problems
 
 
-def _unknown_keys_in(annotation: Any, value: Any, prefix: str) -> list[str]:
+def _unknown_keys_in(annotation: Any, value: Any, loc: tuple[str, ...]) -> list[Problem]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _unknown_keys_in(typing.get_args(annotation)[0], value, prefix)
+        return _unknown_keys_in(typing.get_args(annotation)[0], value, loc)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _unknown_keys(annotation, value, prefix) if isinstance(value, dict) else []
+        return _unknown_keys(annotation, value, loc) if isinstance(value, dict) else []
     if origin in (typing.Union, types.UnionType):
         candidates = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _unknown_keys_in(candidates[0], value, prefix) if len(candidates) == 1 else []
+        return _unknown_keys_in(candidates[0], value, loc) if len(candidates) == 1 else []
     if origin is list and isinstance(value, list):
         (item_type,) = typing.get_args(annotation) or (Any,)
-        errors: list[str] = []
+        problems: list[Problem] = []
         for i, item in enumerate(value):
-            errors += _unknown_keys_in(item_type, item, f"{prefix}{i}.")
-        return errors
+            problems += _unknown_keys_in(item_type, item, (*loc, str(i)))
+        return problems
     return []  # scalars and free-form dicts (scientificMetadata, ...)
+
+
+def check_problems(model: type[BaseModel], body: Any) -> tuple[BaseModel | None, list[Problem]]:
+    """:func:`check_body` with structured problems (for the class-validator error format)."""
+    if not isinstance(body, dict):
+        return None, [Problem((), "isObject", f"request body must be a JSON object ({model.__name__})")]
+    problems = _unknown_keys(model, body)
+    instance: BaseModel | None = None
+    try:
+        instance = model.model_validate(body)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(str(part) for part in err["loc"])
+            leaf = loc[-1] if loc else ""
+            problems.append(Problem(loc, str(err["type"]), f"{leaf} {err['msg']}".strip()))
+    if problems:
+        return None, problems
+    return instance, []
 
 
 def check_body(model: type[BaseModel], body: Any) -> tuple[BaseModel | None, list[str]]:
@@ -160,19 +224,35 @@ def check_body(model: type[BaseModel], body: Any) -> tuple[BaseModel | None, lis
     Returns ``(instance, [])`` when valid, ``(None, messages)`` otherwise; messages are class-validator-like
     strings (``"property foo should not exist"``, ``"dataFileList.0.size Input should be a valid number"``).
     """
-    if not isinstance(body, dict):
-        return None, [f"request body must be a JSON object (validated as {model.__name__})"]
-    errors = _unknown_keys(model, body)
-    instance: BaseModel | None = None
-    try:
-        instance = model.model_validate(body)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = ".".join(str(part) for part in err["loc"])
-            errors.append(f"{loc} {err['msg']}" if loc else err["msg"])
-    if errors:
-        return None, errors
-    return instance, []
+    instance, problems = check_problems(model, body)
+    return instance, [p.text() for p in problems]
+
+
+def class_validator_errors(problems: Iterable[Problem]) -> list[dict[str, Any]]:
+    """Problems as class-validator's ValidationError tree (value and target left out, as the backend does)."""
+    roots: list[dict[str, Any]] = []
+
+    def node(siblings: list[dict[str, Any]], prop: str) -> dict[str, Any]:
+        for n in siblings:
+            if n["property"] == prop:
+                return n
+        n = {"property": prop, "children": []}
+        siblings.append(n)
+        return n
+
+    for p in problems:
+        siblings, current = roots, None
+        for part in p.loc or ("",):
+            current = node(siblings, part)
+            siblings = current["children"]
+        assert current is not None
+        current.setdefault("constraints", {})[p.rule] = p.message
+    return roots
+
+
+def _obsolete_400(problems: list[Problem]) -> ApiError:
+    """The v3 dataset routes' own validation answer: ``message`` is a JSON string, not a list."""
+    return ApiError(400, payload={"status": 400, "message": json.dumps(class_validator_errors(problems))})
 
 
 def _dump(instance: BaseModel, *, only_sent: bool = False) -> dict[str, Any]:
@@ -225,6 +305,154 @@ def read_jwt(token: str, secret: bytes | None = None) -> dict[str, Any]:
     return payload
 
 
+# ------------------------------------------------------------------------------ JavaScript's Date()
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_ZONES = ("ut", "utc", "gmt", "z", "est", "edt", "cst", "cdt", "mst", "mdt", "pst", "pdt")
+_ISO_DATE = re.compile(
+    r"^(?:[+-]\d{6}|\d{4})(?:-(\d\d)(?:-(\d\d))?)?"
+    r"(?:T\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)?)?$"
+)
+
+
+def _js_tokens(text: str) -> list[tuple[str, Any]]:
+    """V8's date tokenizer, roughly: numbers, words (runs of characters from 'A' up, which includes '_', '[',
+    '~' and all non-ASCII), the symbols : - + . ), whitespace, skipped (parentheses), and anything else."""
+    tokens: list[tuple[str, Any]] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c.isascii() and c.isdigit():
+            j = i
+            while j < len(text) and text[j].isascii() and text[j].isdigit():
+                j += 1
+            tokens.append(("num", int(text[i:j])))
+            i = j
+        elif c in ":-+.)":
+            tokens.append(("sym", c))
+            i += 1
+        elif c.isspace():
+            while i < len(text) and text[i].isspace():
+                i += 1
+            tokens.append(("ws", None))
+        elif c >= "A":
+            j = i
+            while j < len(text) and text[j] >= "A" and not text[j].isspace():
+                j += 1
+            tokens.append(("word", text[i:j].lower()))
+            i = j
+        elif c == "(":
+            depth = 0
+            while i < len(text):
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+                if depth == 0:
+                    break
+            tokens.append(("other", None))
+        else:
+            tokens.append(("other", c))
+            i += 1
+    return tokens
+
+
+def js_date_like(text: str) -> bool:
+    """Whether ``new Date(text)`` in Node (V8) is a valid date. An approximation of V8's ISO and legacy parsers,
+    checked against Node for the kinds of names people give datasets and proposals; it errs towards "a date"
+    only where V8 does."""
+    iso = _ISO_DATE.match(text)
+    if iso:
+        month, day = iso.group(1), iso.group(2)
+        if (month is None or 1 <= int(month) <= 12) and (day is None or 1 <= int(day) <= 31):
+            return True
+    tokens = _js_tokens(text)
+    day: list[int] = []
+    named_month = False
+    has_time = False
+    has_number = False
+    i = 0
+    while i < len(tokens):
+        kind, value = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("end", None)
+        if kind == "num":
+            has_number = True
+            after = tokens[i + 2] if i + 2 < len(tokens) else ("end", None)
+            if nxt == ("sym", ":") and value < 24:  # a time, h:m[:s[.ms]]; "h:" then no minute leaves "h:"
+                if has_time:
+                    return False
+                has_time = True
+                i += 2
+                if after[0] == "num" and after[1] < 60:
+                    i += 1
+                    while (
+                        i + 1 < len(tokens)
+                        and tokens[i][0] == "sym"
+                        and tokens[i][1] in ":."
+                        and tokens[i + 1][0] == "num"
+                    ):
+                        i += 2
+                continue
+            if nxt == ("sym", ":") and not 1000 <= value <= 9999:
+                return False  # "32:1", "100:5": neither a time nor a date to V8
+            day.append(value)
+            if len(day) > 3:
+                return False
+            if nxt in (("sym", "-"), ("sym", ".")):
+                i += 1
+        elif kind == "word":
+            if value[:3] in _MONTHS:
+                named_month = True
+                if nxt == ("sym", "-"):
+                    i += 1
+            elif (value in _ZONES and has_number) or (value in ("am", "pm") and has_time):
+                pass
+            else:  # a word of no meaning: only allowed before the first number, and not glued to it
+                if has_number or nxt[0] == "num":
+                    return False
+        elif kind == "sym" and value in "+-)" and has_number and not has_time:
+            return False
+        i += 1
+    if not day:
+        return False
+    if named_month:  # the month is named: the numbers are a day (1..31) and a year
+        if len(day) > 2:
+            return False
+        dd = day[0] if 1 <= day[0] <= 31 or len(day) == 1 else day[1]
+        return len(day) == 1 or 1 <= dd <= 31
+    comp = day + [1] * (3 - len(day))
+    if not 1 <= comp[0] <= 31:
+        year, month, dd = comp
+    else:
+        month, dd, year = comp
+    return (
+        1 <= month <= 12
+        and 1 <= dd <= 31
+        and year + (2000 if year < 50 else 1900 if year < 100 else 0) <= 275760
+    )
+
+
+@dataclass(frozen=True)
+class _JsDate:
+    """A where value the backend turned into a date: it equals no string."""
+
+    text: str
+
+
+def _where_pipe(value: Any) -> Any:
+    """backend-next's WherePipe: every string that is the value of an object key and that ``new Date()`` accepts
+    becomes a date. Items of arrays are left alone (``{"$in": ["scan-001"]}`` stays a string)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            v = _where_pipe(v) if isinstance(v, dict) else v
+            if isinstance(v, list):
+                v = [_where_pipe(x) if isinstance(x, dict) else x for x in v]
+            elif isinstance(v, str) and js_date_like(v):
+                v = _JsDate(v)
+            out[{"inq": "$in", "nin": "$nin", "and": "$and", "or": "$or"}.get(k, k)] = v
+        return out
+    return value
+
+
 # ----------------------------------------------------------------------------------------- data types
 
 
@@ -234,7 +462,7 @@ class FakeUser:
     password: str
     email: str
     groups: tuple[str, ...] = ()
-    ingestor: bool = False  # may create proposals
+    ingestor: bool = False  # may create proposals (as a member of PROPOSAL_GROUPS)
     strategies: tuple[str, ...] = ("local", "ldap")  # which login routes accept this user
     display_name: str | None = None
 
@@ -261,12 +489,14 @@ class RecordedRequest:
 @dataclass
 class _Route:
     method: str
-    segments: tuple[str, ...]  # after /api/v3; "{name}" captures one (percent-decoded) segment
+    segments: tuple[str, ...]  # after /api/vN; "{name}" captures one (percent-decoded) segment
     handler: Callable[[_Ctx], tuple[int, Any]]
     auth: str  # "none" | "optional" | "write" (anonymous -> 403) | "user" (anonymous -> 401)
     body: type[BaseModel] | Callable[[FakeSciCat, _Ctx], type[BaseModel]] | None = None
     report_invalid: bool = False  # hand validation errors to the handler instead of answering 400
     guard: Callable[[_Ctx], None] | None = None  # role check that runs before validation (Nest guards do)
+    version: str = "v3"
+    obsolete_errors: bool = False  # answer 400 in the v3 dataset routes' JSON-string format
 
 
 @dataclass
@@ -281,7 +511,12 @@ class _Ctx:
     raw_body: Any = None
     model: BaseModel | None = None  # set only by the dispatcher, from check_body
     body: dict[str, Any] = field(default_factory=dict)  # keys the client sent, validated
-    body_errors: list[str] = field(default_factory=list)  # only for report_invalid routes
+    problems: list[Problem] = field(default_factory=list)  # only for report_invalid routes
+    version: str = "v3"
+
+    @property
+    def body_errors(self) -> list[str]:
+        return [p.text() for p in self.problems]
 
 
 def _iso(ts: float) -> str:
@@ -294,9 +529,12 @@ def _iso(ts: float) -> str:
 def _get_path(record: dict[str, Any], dotted: str) -> Any:
     value: Any = record
     for part in dotted.split("."):
-        if not isinstance(value, dict):
+        if isinstance(value, list):
+            value = [v.get(part) for v in value if isinstance(v, dict)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
             return None
-        value = value.get(part)
     return value
 
 
@@ -332,7 +570,7 @@ def _cond(value: Any, cond: Any) -> bool:
             ok = (value is not None) == bool(arg)
         elif op in ("$regex", "regexp", "like"):
             flags = re.IGNORECASE if "i" in str(cond.get("$options", "")) else 0
-            ok = any(isinstance(v, str) and re.search(str(arg), v, flags) for v in values)
+            ok = isinstance(arg, str) and any(isinstance(v, str) and re.search(arg, v, flags) for v in values)
         elif op == "$options":
             ok = True
         else:
@@ -342,39 +580,98 @@ def _cond(value: Any, cond: Any) -> bool:
     return True
 
 
-def _apply_filter(records: Iterable[dict[str, Any]], raw_filter: str | None) -> list[dict[str, Any]]:
-    """Loopback-style ``filter``: ``where`` (equality, $in/inq, $regex, $and/$or, dotted keys), ``limits``
-    (``limit``, ``skip``, ``order`` as ``"field:asc|desc"``) and ``fields``."""
-    result = list(records)
+def _parse_filter(raw_filter: str | None) -> dict[str, Any]:
     if not raw_filter:
-        return result
+        return {}
     try:
         flt = json.loads(raw_filter)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"Invalid filter: {exc}") from None
     if not isinstance(flt, dict):
         raise ApiError(400, "Invalid filter: not an object")
-    where = flt.get("where") or {}
-    if not isinstance(where, dict):
+    if not isinstance(flt.get("where") or {}, dict):
         raise ApiError(400, "Invalid filter: where is not an object")
-    result = [r for r in result if _matches(r, where)]
+    return flt
+
+
+def _sort(records: list[dict[str, Any]], name: str, descending: bool) -> None:
+    def sort_key(record: dict[str, Any]) -> tuple[bool, str]:
+        value = _get_path(record, name)
+        return value is None, str(value)
+
+    records.sort(key=sort_key, reverse=descending)
+
+
+def _apply_filter(
+    records: Iterable[dict[str, Any]],
+    flt: dict[str, Any],
+    *,
+    default_limit: int | None = None,
+    v4: bool = False,
+) -> list[dict[str, Any]]:
+    """Loopback-style filter: ``where`` (equality, $in/inq, $regex, $and/$or, dotted keys), ``limits`` (v3:
+    ``limit``, ``skip``, ``order`` as ``"field:asc|desc"``; v4: ``sort`` as ``{field: "asc"}``) and ``fields``."""
+    result = [r for r in records if _matches(r, flt.get("where") or {})]
     limits: dict[str, Any] = flt["limits"] if isinstance(flt.get("limits"), dict) else flt
+    if v4 and not isinstance(flt.get("limits"), dict):  # v4 without limits: the 10 newest
+        limits = {"limit": V4_DEFAULT_LIMIT, "skip": 0, "sort": {"createdAt": "desc"}}
+    sort = limits.get("sort")
+    for name, direction in reversed(list(sort.items()) if isinstance(sort, dict) else []):
+        _sort(result, name, str(direction).lower() == "desc")
     order = limits.get("order")
     for spec in reversed([order] if isinstance(order, str) else (order or [])):
         name, _, direction = str(spec).replace(" ", ":").partition(":")
-
-        def sort_key(record: dict[str, Any], name: str = name) -> tuple[bool, str]:
-            value = _get_path(record, name)
-            return value is None, str(value)
-
-        result.sort(key=sort_key, reverse=direction.lower() == "desc")
+        _sort(result, name, direction.lower() == "desc")
     skip = int(limits.get("skip") or 0)
     limit = limits.get("limit")
-    result = result[skip:] if limit in (None, 0) else result[skip : skip + int(limit)]
+    if limit in (None, 0):
+        limit = default_limit
+    result = result[skip:] if limit is None else result[skip : skip + int(limit)]
     fields = flt.get("fields")
     if isinstance(fields, list) and fields:
         result = [{k: r[k] for k in fields if k in r} for r in result]
     return result
+
+
+_OBSOLETE_IDS = {
+    "proposalId": "proposalIds",
+    "sampleId": "sampleIds",
+    "instrumentId": "instrumentIds",
+    "principalInvestigator": "principalInvestigators",
+}
+
+
+def _v3_where(where: dict[str, Any]) -> dict[str, Any]:
+    """v3 filters name the old single-id fields; the stored dataset has the arrays."""
+    return {_OBSOLETE_IDS.get(k, k): v for k, v in where.items()}
+
+
+# ------------------------------------------------------------------------------------- quantities
+
+_SI = {
+    "mm": ("m", 1e-3),
+    "cm": ("m", 1e-2),
+    "um": ("m", 1e-6),
+    "nm": ("m", 1e-9),
+    "km": ("m", 1e3),
+    "K": ("K", 1),
+}
+
+
+def _with_si(meta: Any) -> Any:
+    """backend-next's FormatPhysicalQuantitiesInterceptor: a ``{"value", "unit"}`` gains ``valueSI``/``unitSI``."""
+    if not isinstance(meta, dict):
+        return meta
+    out: dict[str, Any] = {}
+    for key, item in meta.items():
+        if isinstance(item, dict) and isinstance(item.get("value"), (int, float)) and item.get("unit"):
+            unit, factor = _SI.get(str(item["unit"]), (str(item["unit"]), 1))
+            out[key] = {**item, "valueSI": item["value"] * factor, "unitSI": unit}
+        elif isinstance(item, dict):
+            out[key] = _with_si(item)
+        else:
+            out[key] = item
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- server
@@ -392,6 +689,11 @@ class FakeSciCat:
         pid_prefix: str = DEFAULT_PID_PREFIX,
         max_body_bytes: int = 16 * 1024 * 1024,
         host: str = "127.0.0.1",
+        admin_groups: Iterable[str] = ("admin",),
+        privileged_groups: Iterable[str] = (),
+        proposal_groups: Iterable[str] = ("proposalingestor",),
+        lifecycle_groups: Iterable[str] = ("archivemanager",),
+        delete_groups: Iterable[str] = (),
     ) -> None:
         self.users: dict[str, FakeUser] = {u.username: u for u in users}
         self.token_lifetime = token_lifetime
@@ -399,12 +701,18 @@ class FakeSciCat:
         self.pid_prefix = pid_prefix
         self.max_body_bytes = max_body_bytes
         self.host = host
-        self.datasets: dict[str, dict[str, Any]] = {}  # pid -> dataset
+        self.admin_groups = set(admin_groups)
+        self.privileged_groups = set(privileged_groups)
+        self.proposal_groups = set(proposal_groups)
+        self.lifecycle_groups = set(lifecycle_groups)
+        self.delete_groups = set(delete_groups)
+        self._datasets: dict[str, dict[str, Any]] = {}  # pid -> dataset, stored in the current (v4) schema
         self.proposals: dict[str, dict[str, Any]] = {}  # proposalId -> proposal
         self.origdatablocks: dict[str, dict[str, Any]] = {}  # _id -> block
         self.lock = threading.RLock()
         self._secret = secrets.token_bytes(32)
         self._clock_offset = 0.0
+        self._seq = itertools.count()
         self._requests: list[RecordedRequest] = []
         self._down_mode: str | None = None
         self._down_until: float | None = None
@@ -459,7 +767,27 @@ class FakeSciCat:
         """``http://127.0.0.1:PORT/api/v3``."""
         return self.base_url + API_PREFIX
 
+    @property
+    def url_v4(self) -> str:
+        return self.base_url + API_V4_PREFIX
+
     # -------------------------------------------------------------------------------------- test hooks
+
+    @property
+    def datasets(self) -> dict[str, dict[str, Any]]:
+        """Every dataset as the v3 API shows it (a copy)."""
+        with self.lock:
+            return {pid: _obsolete(d) for pid, d in self._datasets.items()}
+
+    def dataset(self, pid: str) -> dict[str, Any]:
+        """One dataset as stored (the current schema, a copy)."""
+        with self.lock:
+            return copy.deepcopy(self._datasets[pid])
+
+    def edit_dataset(self, pid: str, **fields: Any) -> None:
+        """Change a stored dataset as a curator would in SciCat's web interface."""
+        with self.lock:
+            self._datasets[pid].update(copy.deepcopy(fields))
 
     def add_user(self, user: FakeUser) -> FakeUser:
         with self.lock:
@@ -498,7 +826,8 @@ class FakeSciCat:
         return {"Authorization": f"Bearer {self.token_for(username)}"}
 
     def revoke_all_tokens(self) -> None:
-        """Every token issued so far becomes invalid (401), as after a change of the server's JWT secret."""
+        """Every token issued so far stops being accepted (its caller is anonymous from now on), as after a
+        change of the server's JWT secret."""
         with self.lock:
             self._secret = secrets.token_bytes(32)
 
@@ -546,7 +875,39 @@ class FakeSciCat:
 
     def blocks_of(self, pid: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [copy.deepcopy(b) for b in self.origdatablocks.values() if b["datasetId"] == pid]
+            return [copy.deepcopy(b) for b in self._blocks(pid)]
+
+    # ----------------------------------------------------------------------------------- roles
+
+    def is_admin(self, user: FakeUser | None) -> bool:
+        return user is not None and bool(self.admin_groups & set(user.groups))
+
+    def is_privileged(self, user: FakeUser | None) -> bool:
+        return user is not None and bool(self.privileged_groups & set(user.groups))
+
+    def may_create_proposals(self, user: FakeUser | None) -> bool:
+        return user is not None and (
+            self.is_admin(user) or user.ingestor or bool(self.proposal_groups & set(user.groups))
+        )
+
+    def can_read(self, user: FakeUser | None, record: dict[str, Any]) -> bool:
+        if record.get("isPublished") or (
+            user is not None and (self.is_admin(user) or bool(self.lifecycle_groups & set(user.groups)))
+        ):
+            return True
+        if _in_groups(user, record):
+            return True
+        return user is not None and bool({user.username, user.email} & set(record.get("sharedWith") or ()))
+
+    def can_write(self, user: FakeUser | None, record: dict[str, Any]) -> bool:
+        """Update a dataset (or its blocks): admins anything, everyone else (privileged creators too) only
+        their own groups' datasets."""
+        return user is not None and (self.is_admin(user) or record.get("ownerGroup") in user.groups)
+
+    def can_create_in(self, user: FakeUser | None, owner_group: Any) -> bool:
+        return user is not None and (
+            self.is_admin(user) or self.is_privileged(user) or owner_group in user.groups
+        )
 
     # ----------------------------------------------------------------------------------- internals
 
@@ -584,24 +945,25 @@ class FakeSciCat:
             return make_jwt(payload, self._secret), now
 
     def _authenticate(self, header: str | None) -> tuple[FakeUser | None, str | None]:
-        """(user, strategy) for a valid token, (None, None) for none; ApiError(401) for a bad/expired one."""
+        """(user, strategy) for a valid token; (None, None) for none *and for one the server does not accept*
+        (bad signature, expired, unknown user): backend-next's JWT guard lets such a caller through anonymous."""
         if not header:
             return None, None
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401)
+            return None, None
         with self.lock:
             secret = self._secret
         try:
             payload = read_jwt(token.strip(), secret)
         except ValueError:
-            raise ApiError(401) from None
+            return None, None
         exp = payload.get("exp")
         if not isinstance(exp, (int, float)) or self.now() >= exp:
-            raise ApiError(401)
+            return None, None
         user = self.users.get(str(payload.get("username")))
         if user is None or user.id != payload.get("_id"):
-            raise ApiError(401)
+            return None, None
         return user, str(payload.get("authStrategy") or "local")
 
     def dispatch(
@@ -626,14 +988,14 @@ class FakeSciCat:
                     body = raw_body.decode("utf-8", "replace")
                     raise ApiError(400, f"Unexpected token in JSON: {exc}") from None
             route, params = self._route(method, parts.path)
-            ctx = _Ctx(self, method, parts.path, params, query, raw_body=body)
+            ctx = _Ctx(self, method, parts.path, params, query, raw_body=body, version=route.version)
             if route.auth != "none":
                 ctx.user, ctx.auth_strategy = self._authenticate(headers.get("authorization"))
                 username = ctx.user.username if ctx.user else None
                 if ctx.user is None and route.auth == "write":
                     raise _forbidden()
                 if ctx.user is None and route.auth == "user":
-                    raise ApiError(401)
+                    raise ApiError(401, "Unauthenticated")
             if route.guard is not None:
                 route.guard(ctx)
             if route.body is not None:
@@ -648,26 +1010,33 @@ class FakeSciCat:
         and ctx.body, so no handler can see a body that skipped the SDK model or the unknown-key check."""
         try:
             model = route.body if isinstance(route.body, type) else route.body(self, ctx)  # type: ignore[misc]
-            instance, errors = check_body(model, {} if body is None else body)
+            instance, problems = check_problems(model, {} if body is None else body)
         except ApiError as err:  # the model selector refused (e.g. unknown dataset type)
             if not (route.report_invalid and err.status == 400):
                 raise
             message = err.payload["message"]
-            instance, errors = None, message if isinstance(message, list) else [message]
+            instance = None
+            problems = [
+                Problem((), "isEnum", m) for m in (message if isinstance(message, list) else [message])
+            ]
         if instance is None:
-            if not route.report_invalid:
-                raise ApiError(400, errors)
-            ctx.body_errors = errors
-            return
+            if route.report_invalid:
+                ctx.problems = problems
+                return
+            if route.obsolete_errors:
+                raise _obsolete_400(problems)
+            raise ApiError(400, [p.text() for p in problems])
         ctx.model = instance
         ctx.body = _dump(instance, only_sent=True)
 
     def _route(self, method: str, path: str) -> tuple[_Route, dict[str, str]]:
-        if path.startswith(API_PREFIX + "/") or path == API_PREFIX:
-            raw_segments = [s for s in path[len(API_PREFIX) :].split("/") if s != ""]
+        for prefix, version in ((API_PREFIX, "v3"), (API_V4_PREFIX, "v4")):
+            if not (path.startswith(prefix + "/") or path == prefix):
+                continue
+            raw_segments = [s for s in path[len(prefix) :].split("/") if s != ""]
             segments = [unquote(s) for s in raw_segments]
             for route in self._routes:
-                if route.method != method or len(route.segments) != len(segments):
+                if route.version != version or route.method != method or len(route.segments) != len(segments):
                     continue
                 params: dict[str, str] = {}
                 for spec, value in zip(route.segments, segments, strict=True):
@@ -688,33 +1057,69 @@ class FakeSciCat:
             body: Any = None,
             report_invalid: bool = False,
             guard: Callable[[_Ctx], None] | None = None,
+            *,
+            version: str = "v3",
+            obsolete_errors: bool = False,
         ) -> _Route:
             segments = tuple(s for s in path.split("/") if s)
-            return _Route(method, segments, handler, auth, body, report_invalid, guard)
+            return _Route(
+                method, segments, handler, auth, body, report_invalid, guard, version, obsolete_errors
+            )
 
         # Literal routes before parametrised ones of the same shape.
         return [
+            r("GET", "health", _health, "none"),
             r("POST", "auth/login", _login("local"), "none", CredentialsDto),
             r("POST", "users/login", _login("local"), "none", CredentialsDto),
             r("POST", "auth/ldap", _login("ldap"), "none", CredentialsDto),
-            r("GET", "auth/whoami", _whoami, "user"),
-            r("POST", "auth/logout", _logout, "user"),
+            r("GET", "auth/whoami", _whoami, "optional"),
+            r("POST", "auth/logout", _logout, "optional"),
             r("GET", "users/my/self", _my_self, "user"),
             r("GET", "users/my/identity", _my_identity, "user"),
             r("GET", "users/{id}/userIdentity", _user_identity, "user"),
             r("GET", "proposals", _list_proposals, "optional"),
-            r("POST", "proposals", _create_proposal, "write", CreateProposalDto, guard=_ingestors_only),
+            r(
+                "POST",
+                "proposals",
+                _create_proposal,
+                "write",
+                CreateProposalDto,
+                guard=_proposal_creators_only,
+            ),
             r("GET", "proposals/{pid}", _get_proposal, "optional"),
             r("POST", "datasets/isValid", _dataset_is_valid, "write", _create_dataset_model, True),
             r("GET", "datasets/findOne", _find_one_dataset, "optional"),
+            r("GET", "datasets/count", _count_datasets, "optional"),
             r("GET", "datasets", _list_datasets, "optional"),
-            r("POST", "datasets", _create_dataset, "write", _create_dataset_model),
+            r("POST", "datasets", _create_dataset, "write", _create_dataset_model, obsolete_errors=True),
             r("GET", "datasets/{pid}", _get_dataset, "optional"),
-            r("PATCH", "datasets/{pid}", _patch_dataset, "write", _patch_dataset_model),
-            r("GET", "datasets/{pid}/origdatablocks", _list_blocks, "optional"),
+            r("PATCH", "datasets/{pid}", _patch_dataset, "write", _patch_dataset_model, obsolete_errors=True),
+            r("GET", "datasets/{pid}/origdatablocks/count", _count_blocks, "optional"),
+            r("GET", "datasets/{pid}/origdatablocks", _list_dataset_blocks, "optional"),
             r("POST", "datasets/{pid}/origdatablocks", _create_block, "write", CreateDatasetOrigDatablockDto),
             r("PATCH", "datasets/{pid}/origdatablocks/{oid}", _patch_block, "write", UpdateOrigDatablockDto),
             r("DELETE", "datasets/{pid}/origdatablocks/{oid}", _delete_block, "write"),
+            r("GET", "origdatablocks", _list_blocks, "optional"),
+            r("POST", "origdatablocks", _create_top_block, "write", CreateOrigDatablockDto),
+            r("GET", "origdatablocks/{oid}", _get_block, "optional"),
+            r("PATCH", "origdatablocks/{oid}", _patch_top_block, "write", PartialUpdateOrigDatablockDto),
+            # v4
+            r("POST", "datasets/isValid", _dataset_is_valid, "write", CreateDatasetDto, True, version="v4"),
+            r("GET", "datasets", _list_datasets, "optional", version="v4"),
+            r("POST", "datasets", _create_dataset, "write", CreateDatasetDto, version="v4"),
+            r("GET", "datasets/{pid}", _get_dataset, "optional", version="v4"),
+            r("PATCH", "datasets/{pid}", _patch_dataset, "write", PartialUpdateDatasetDto, version="v4"),
+            r("GET", "origdatablocks", _list_blocks, "optional", version="v4"),
+            r("POST", "origdatablocks", _create_top_block, "write", CreateOrigDatablockDto, version="v4"),
+            r("GET", "origdatablocks/{oid}", _get_block, "optional", version="v4"),
+            r(
+                "PATCH",
+                "origdatablocks/{oid}",
+                _patch_top_block,
+                "write",
+                PartialUpdateOrigDatablockDto,
+                version="v4",
+            ),
         ]
 
     # ------------------------------------------------------------------------------ state helpers
@@ -741,14 +1146,43 @@ class FakeSciCat:
         self.proposals[proposal["proposalId"]] = proposal
         return proposal
 
-    def _recompute(self, pid: str) -> None:
-        blocks = [b for b in self.origdatablocks.values() if b["datasetId"] == pid]
-        dataset = self.datasets[pid]
+    def _blocks(self, pid: str) -> list[dict[str, Any]]:
+        """A dataset's blocks in the order they were created (the database's natural order)."""
+        return sorted(
+            (b for b in self.origdatablocks.values() if b["datasetId"] == pid), key=lambda b: b["_seq"]
+        )
+
+    def _recompute(self, pid: str, newest: int | None = None, first: int | None = None) -> None:
+        """Set the dataset's totals from its blocks, as the top-level block routes do: v3 from the first 100
+        blocks (the list's default limit), v4 from the 10 newest."""
+        blocks = self._blocks(pid)
+        if newest is not None:
+            blocks = blocks[-newest:]
+        if first is not None:
+            blocks = blocks[:first]
+        dataset = self._datasets[pid]
         dataset["size"] = sum(b["size"] for b in blocks)
         dataset["numberOfFiles"] = sum(len(b["dataFileList"]) for b in blocks)
 
-
-# --------------------------------------------------------------------------------------- permissions
+    def _new_block(self, dataset: dict[str, Any], body: dict[str, Any], user: FakeUser) -> dict[str, Any]:
+        stamp = _iso(self.now())
+        block = {
+            "_id": str(uuid.uuid4()),
+            "datasetId": dataset["pid"],
+            "ownerGroup": dataset["ownerGroup"],
+            "accessGroups": list(dataset.get("accessGroups") or []),
+            "isPublished": False,
+            **({"instrumentGroup": dataset["instrumentGroup"]} if dataset.get("instrumentGroup") else {}),
+            **{k: v for k, v in body.items() if k not in ("datasetId", "ownerGroup", "accessGroups")},
+            "createdBy": user.username,
+            "updatedBy": user.username,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+        }
+        _check_output(OrigDatablock, block)
+        block["_seq"] = next(self._seq)
+        self.origdatablocks[block["_id"]] = block
+        return block
 
 
 def _in_groups(user: FakeUser | None, record: dict[str, Any]) -> bool:
@@ -758,26 +1192,43 @@ def _in_groups(user: FakeUser | None, record: dict[str, Any]) -> bool:
     return record.get("ownerGroup") in groups or bool(groups & set(record.get("accessGroups") or ()))
 
 
-def _can_read(user: FakeUser | None, record: dict[str, Any]) -> bool:
-    if record.get("isPublished") or _in_groups(user, record):
-        return True
-    return user is not None and bool({user.username, user.email} & set(record.get("sharedWith") or ()))
+def _public_block(block: dict[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in block.items() if k != "_seq"}
 
 
-def _can_write(user: FakeUser | None, record: dict[str, Any]) -> bool:
-    return user is not None and record.get("ownerGroup") in user.groups
+def _obsolete(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The v3 view of a stored dataset: the arrays plus their first item under the old single names."""
+    out = copy.deepcopy(dataset)
+    for single, plural in _OBSOLETE_IDS.items():
+        values = out.get(plural)
+        if isinstance(values, list) and values:
+            out[single] = values[0]
+    return out
 
 
 def _dataset_for(ctx: _Ctx, write: bool = False) -> dict[str, Any]:
-    dataset = ctx.fake.datasets.get(ctx.params["pid"])
+    dataset = ctx.fake._datasets.get(ctx.params["pid"])
     if dataset is None:
         raise ApiError(404, f"Dataset with pid {ctx.params['pid']} not found")
-    if not (_can_write if write else _can_read)(ctx.user, dataset):
+    fake = ctx.fake
+    allowed = fake.can_write(ctx.user, dataset) if write else fake.can_read(ctx.user, dataset)
+    if not allowed:
         raise _forbidden(f"Unauthorized access to dataset {ctx.params['pid']}")
     return dataset
 
 
+def _show(ctx: _Ctx, dataset: dict[str, Any]) -> dict[str, Any]:
+    if ctx.version == "v4":
+        return copy.deepcopy(dataset)
+    return _check_output(OutputDatasetObsoleteDto, _obsolete(dataset))
+
+
 # ------------------------------------------------------------------------------------------- handlers
+
+
+def _health(ctx: _Ctx) -> tuple[int, Any]:
+    up = {"mongodb": {"status": "up"}}
+    return 200, {"status": "ok", "info": up, "error": {}, "details": up}
 
 
 def _login(strategy: str) -> Callable[[_Ctx], tuple[int, Any]]:
@@ -823,7 +1274,8 @@ def _returned_user(user: FakeUser, strategy: str | None) -> dict[str, Any]:
 
 def _whoami(ctx: _Ctx) -> tuple[int, Any]:
     user = ctx.user
-    assert user is not None
+    if user is None:
+        return 200, None  # anonymous (no token, or one the server does not accept): an empty 200
     return 200, {
         "_id": user.id,
         "id": user.id,
@@ -880,23 +1332,29 @@ def _user_identity(ctx: _Ctx) -> tuple[int, Any]:
 
 
 def _list_proposals(ctx: _Ctx) -> tuple[int, Any]:
-    with ctx.fake.lock:
-        visible = [copy.deepcopy(p) for p in ctx.fake.proposals.values() if _can_read(ctx.user, p)]
-    return 200, _apply_filter(visible, ctx.query.get("filters") or ctx.query.get("filter"))
+    fake = ctx.fake
+    with fake.lock:
+        everything = fake.may_create_proposals(ctx.user)  # admins and proposal groups read every proposal
+        visible = [
+            copy.deepcopy(p) for p in fake.proposals.values() if everything or fake.can_read(ctx.user, p)
+        ]
+    flt = _parse_filter(ctx.query.get("filters") or ctx.query.get("filter"))
+    return 200, _apply_filter(visible, flt, default_limit=100)
 
 
 def _get_proposal(ctx: _Ctx) -> tuple[int, Any]:
-    with ctx.fake.lock:
-        proposal = ctx.fake.proposals.get(ctx.params["pid"])
+    fake = ctx.fake
+    with fake.lock:
+        proposal = fake.proposals.get(ctx.params["pid"])
         if proposal is None:
             raise ApiError(404, f"Proposal {ctx.params['pid']} not found")
-        if not _can_read(ctx.user, proposal):
+        if not (fake.may_create_proposals(ctx.user) or fake.can_read(ctx.user, proposal)):
             raise _forbidden()
         return 200, copy.deepcopy(proposal)
 
 
-def _ingestors_only(ctx: _Ctx) -> None:
-    if ctx.user is None or not ctx.user.ingestor:
+def _proposal_creators_only(ctx: _Ctx) -> None:
+    if not ctx.fake.may_create_proposals(ctx.user):
         raise _forbidden()
 
 
@@ -926,133 +1384,285 @@ def _create_dataset_model(fake: FakeSciCat, ctx: _Ctx) -> type[BaseModel]:
 
 def _patch_dataset_model(fake: FakeSciCat, ctx: _Ctx) -> type[BaseModel]:
     with fake.lock:
-        dataset = fake.datasets.get(ctx.params["pid"])
+        dataset = fake._datasets.get(ctx.params["pid"])
     if dataset is None:
         raise ApiError(404, f"Dataset with pid {ctx.params['pid']} not found")
     return _PATCH_MODELS[dataset["type"]]
 
 
 def _dataset_is_valid(ctx: _Ctx) -> tuple[int, Any]:
-    answer = {"valid": not ctx.body_errors, "reason": ctx.body_errors}
-    return 200, _check_output(IsValidResponse, answer)
+    body = ctx.raw_body if isinstance(ctx.raw_body, dict) else {}
+    if not ctx.fake.can_create_in(ctx.user, body.get("ownerGroup")):
+        raise _forbidden("Unauthorized to create this dataset")
+    # backend-next validates here without its whitelist options: unknown keys pass (POST /datasets refuses them),
+    # and only the top-level rules' messages are joined into one string.
+    problems = [p for p in ctx.problems if p.rule != "whitelistValidation" and len(p.loc) <= 1]
+    if ctx.version == "v4":
+        return 200, {"valid": not problems}
+    if problems:
+        return 200, {"valid": False, "error": "; ".join(p.message for p in problems)}
+    return 200, {"valid": True}
+
+
+def _current_schema(body: dict[str, Any]) -> dict[str, Any]:
+    """A v3 body in the stored schema; v3 raw bodies get ``[null]`` for every id array they leave out (the
+    backend's DTO instance has those properties, undefined)."""
+    out = {k: v for k, v in body.items() if k not in _OBSOLETE_IDS}
+    for single, plural in _OBSOLETE_IDS.items():
+        if single == "principalInvestigator" or body.get("type", "raw") == "raw" or single in body:
+            out[plural] = [body.get(single)]
+    return out
+
+
+def _lifecycle(now: float) -> dict[str, Any]:
+    return {
+        "archivable": True,
+        "retrievable": False,
+        "publishable": False,
+        "dateOfDiskPurging": _iso(now),
+        "archiveRetentionTime": _iso(now + 10 * 365 * 86400),
+        "dateOfPublishing": _iso(now + 3 * 365 * 86400),
+        "publishedOn": _iso(now),
+        "isOnCentralDisk": True,
+        "archiveStatusMessage": "datasetCreated",
+        "retrieveStatusMessage": "",
+        "archiveReturnMessage": {},
+        "retrieveReturnMessage": {},
+        "retrieveIntegrityCheck": False,
+        "_id": uuid.uuid4().hex[:24],
+    }
 
 
 def _create_dataset(ctx: _Ctx) -> tuple[int, Any]:
     user, model, fake = ctx.user, ctx.model, ctx.fake
     assert user is not None and model is not None
     body = _dump(model)
-    if body["ownerGroup"] not in user.groups:
-        raise _forbidden("Unauthorized to create this dataset.")
+    if not fake.can_create_in(user, body["ownerGroup"]):
+        raise _forbidden("Unauthorized to create this dataset")
     with fake.lock:
         pid = body.get("pid") or f"{fake.pid_prefix}/{uuid.uuid4()}"
-        if pid in fake.datasets:
-            raise ApiError(409, f"Dataset with pid {pid} already exists")
-        stamp = _iso(fake.now())
+        if pid in fake._datasets:
+            raise ApiError(409, f"A dataset with pid {pid} already exists!")
+        now = fake.now()
+        stamp = _iso(now)
+        stored = body if ctx.version == "v4" else _current_schema(body)
         dataset = {
             "accessGroups": [],
-            "version": "v3",
-            **body,
+            "size": 0,
+            "packedSize": 0,
+            "numberOfFiles": 0,
+            "numberOfFilesArchived": 0,
+            "isPublished": False,
+            "keywords": [],
+            "sharedWith": [],
+            "techniques": [],
+            "relationships": [],
+            "scientificMetadata": {},
+            "datasetlifecycle": _lifecycle(now),
+            **stored,
+            "version": ctx.version,
             "pid": pid,
             "createdBy": user.username,
             "updatedBy": user.username,
             "createdAt": stamp,
             "updatedAt": stamp,
         }
-        _check_output(OutputDatasetObsoleteDto, dataset)
-        fake.datasets[pid] = dataset
-        return 201, copy.deepcopy(dataset)
+        dataset["scientificMetadata"] = _with_si(dataset["scientificMetadata"])
+        fake._datasets[pid] = dataset
+        return 201, _show(ctx, dataset)
+
+
+def _visible_datasets(ctx: _Ctx) -> list[dict[str, Any]]:
+    fake = ctx.fake
+    with fake.lock:
+        return [copy.deepcopy(d) for d in fake._datasets.values() if fake.can_read(ctx.user, d)]
+
+
+def _dataset_filter(ctx: _Ctx) -> dict[str, Any]:
+    flt = _parse_filter(ctx.query.get("filter"))
+    if ctx.version == "v3":  # backend-next's FilterPipe (dates!) and the obsolete field names
+        flt["where"] = _v3_where(_where_pipe(flt.get("where") or {}))
+    return flt
 
 
 def _list_datasets(ctx: _Ctx) -> tuple[int, Any]:
-    with ctx.fake.lock:
-        visible = [copy.deepcopy(d) for d in ctx.fake.datasets.values() if _can_read(ctx.user, d)]
-    return 200, _apply_filter(visible, ctx.query.get("filter"))
+    found = _apply_filter(
+        _visible_datasets(ctx), _dataset_filter(ctx), default_limit=100, v4=ctx.version == "v4"
+    )
+    return 200, [_show(ctx, d) for d in found]
 
 
 def _find_one_dataset(ctx: _Ctx) -> tuple[int, Any]:
-    status, found = _list_datasets(ctx)
-    return status, found[0] if found else None
+    found = _apply_filter(_visible_datasets(ctx), _dataset_filter(ctx), default_limit=1)
+    return 200, _show(ctx, found[0]) if found else None
+
+
+def _count_datasets(ctx: _Ctx) -> tuple[int, Any]:
+    flt = _dataset_filter(ctx)
+    return 200, {"count": len([d for d in _visible_datasets(ctx) if _matches(d, flt.get("where") or {})])}
 
 
 def _get_dataset(ctx: _Ctx) -> tuple[int, Any]:
     with ctx.fake.lock:
-        return 200, copy.deepcopy(_dataset_for(ctx))
+        return 200, _show(ctx, _dataset_for(ctx))
 
 
 def _patch_dataset(ctx: _Ctx) -> tuple[int, Any]:
     assert ctx.user is not None
-    with ctx.fake.lock:
-        dataset = _dataset_for(ctx, write=True)
-        if "ownerGroup" in ctx.body and ctx.body["ownerGroup"] not in ctx.user.groups:
+    fake = ctx.fake
+    with fake.lock:
+        dataset = fake._datasets.get(ctx.params["pid"])
+        if dataset is None:
+            raise ApiError(404, f"Dataset with pid {ctx.params['pid']} not found")
+        if not fake.can_write(ctx.user, dataset):
+            raise _forbidden("Unauthorized to update this dataset")
+        if "ownerGroup" in ctx.body and not fake.can_create_in(ctx.user, ctx.body["ownerGroup"]):
             raise _forbidden()
-        updated = {**dataset, **ctx.body, "updatedBy": ctx.user.username, "updatedAt": _iso(ctx.fake.now())}
-        try:  # e.g. a null sent for a field the stored dataset must keep
-            _check_output(OutputDatasetObsoleteDto, updated)
-        except ValidationError as exc:
-            raise ApiError(
-                400, [f"{'.'.join(map(str, e['loc']))} {e['msg']}" for e in exc.errors()]
-            ) from None
+        changes = dict(ctx.body)
+        if ctx.version == "v3":
+            changes = {k: v for k, v in changes.items() if k not in _OBSOLETE_IDS}
+            for single, plural in _OBSOLETE_IDS.items():
+                if single in ctx.body:
+                    changes[plural] = [ctx.body[single]]
+        else:  # the v4 update DTO's property defaults: what is not sent is reset
+            for key in ("size", "packedSize", "numberOfFiles"):
+                changes.setdefault(key, 0)
+        if "scientificMetadata" in changes:
+            changes["scientificMetadata"] = _with_si(changes["scientificMetadata"])
+        updated = {**dataset, **changes, "updatedBy": ctx.user.username, "updatedAt": _iso(fake.now())}
+        if ctx.version == "v3":
+            try:  # e.g. a null sent for a field the stored dataset must keep
+                _check_output(OutputDatasetObsoleteDto, _obsolete(updated))
+            except ValidationError as exc:
+                raise ApiError(
+                    400, [f"{'.'.join(map(str, e['loc']))} {e['msg']}" for e in exc.errors()]
+                ) from None
         dataset.clear()
         dataset.update(updated)
-        return 200, copy.deepcopy(dataset)
+        return 200, _show(ctx, dataset)
 
 
-def _list_blocks(ctx: _Ctx) -> tuple[int, Any]:
+def _count_blocks(ctx: _Ctx) -> tuple[int, Any]:
     with ctx.fake.lock:
         _dataset_for(ctx)
-        return 200, ctx.fake.blocks_of(ctx.params["pid"])
+        return 200, {"count": len(ctx.fake._blocks(ctx.params["pid"]))}
+
+
+def _list_dataset_blocks(ctx: _Ctx) -> tuple[int, Any]:
+    """At most 100 blocks, no filter: the backend calls its list with no limits."""
+    with ctx.fake.lock:
+        _dataset_for(ctx)
+        return 200, [_public_block(b) for b in ctx.fake._blocks(ctx.params["pid"])[:V3_BLOCK_LIMIT]]
+
+
+def _may_add_blocks(ctx: _Ctx, dataset: dict[str, Any]) -> None:
+    fake = ctx.fake
+    if not (fake.is_admin(ctx.user) or fake.is_privileged(ctx.user) or fake.can_write(ctx.user, dataset)):
+        raise _forbidden("Unauthorized access")
 
 
 def _create_block(ctx: _Ctx) -> tuple[int, Any]:
+    """v3 ``POST /datasets/{pid}/origdatablocks``: the totals are updated by arithmetic."""
     assert ctx.user is not None and ctx.model is not None
     fake = ctx.fake
     with fake.lock:
-        dataset = _dataset_for(ctx, write=True)
-        stamp = _iso(fake.now())
-        block = {
-            "_id": str(uuid.uuid4()),
-            "datasetId": dataset["pid"],
-            "ownerGroup": dataset["ownerGroup"],
-            "accessGroups": list(dataset.get("accessGroups") or []),
-            "isPublished": False,
-            **({"instrumentGroup": dataset["instrumentGroup"]} if dataset.get("instrumentGroup") else {}),
-            **_dump(ctx.model),
-            "createdBy": ctx.user.username,
-            "updatedBy": ctx.user.username,
-            "createdAt": stamp,
-            "updatedAt": stamp,
-        }
-        _check_output(OrigDatablock, block)
-        fake.origdatablocks[block["_id"]] = block
-        fake._recompute(dataset["pid"])
-        return 201, copy.deepcopy(block)
+        dataset = fake._datasets.get(ctx.params["pid"])
+        if dataset is None:
+            raise ApiError(404, f"Dataset with pid {ctx.params['pid']} not found")
+        _may_add_blocks(ctx, dataset)
+        block = fake._new_block(dataset, _dump(ctx.model), ctx.user)
+        dataset["size"] = dataset.get("size", 0) + block["size"]
+        dataset["numberOfFiles"] = dataset.get("numberOfFiles", 0) + len(block["dataFileList"])
+        return 201, _public_block(block)
 
 
-def _block_for(ctx: _Ctx) -> dict[str, Any]:
-    block = ctx.fake.origdatablocks.get(ctx.params["oid"])
-    if block is None or block["datasetId"] != ctx.params["pid"]:
+def _block_for(ctx: _Ctx, write: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    fake = ctx.fake
+    block = fake.origdatablocks.get(ctx.params["oid"])
+    if block is None or ("pid" in ctx.params and block["datasetId"] != ctx.params["pid"]):
         raise ApiError(404, f"OrigDatablock {ctx.params['oid']} not found")
-    return block
+    dataset = fake._datasets[block["datasetId"]]
+    allowed = fake.can_write(ctx.user, dataset) if write else fake.can_read(ctx.user, dataset)
+    if not allowed:
+        raise _forbidden("Unauthorized access")
+    return block, dataset
 
 
 def _patch_block(ctx: _Ctx) -> tuple[int, Any]:
+    """v3 ``PATCH /datasets/{pid}/origdatablocks/{oid}``: totals ``- old + new``."""
     assert ctx.user is not None
     with ctx.fake.lock:
-        _dataset_for(ctx, write=True)
-        block = _block_for(ctx)
+        block, dataset = _block_for(ctx, write=True)
+        old_size, old_files = block["size"], len(block["dataFileList"])
         block.update(ctx.body, updatedBy=ctx.user.username, updatedAt=_iso(ctx.fake.now()))
-        _check_output(OrigDatablock, block)
-        ctx.fake._recompute(ctx.params["pid"])
-        return 200, copy.deepcopy(block)
+        _check_output(OrigDatablock, _public_block(block))
+        dataset["size"] = dataset.get("size", 0) - old_size + block["size"]
+        dataset["numberOfFiles"] = dataset.get("numberOfFiles", 0) - old_files + len(block["dataFileList"])
+        return 200, _public_block(block)
 
 
 def _delete_block(ctx: _Ctx) -> tuple[int, Any]:
+    fake = ctx.fake
+    with fake.lock:
+        if ctx.user is None or not (fake.delete_groups & set(ctx.user.groups)):
+            raise _forbidden()
+        block, dataset = _block_for(ctx, write=True)
+        del fake.origdatablocks[block["_id"]]
+        dataset["size"] = dataset.get("size", 0) - block["size"]
+        dataset["numberOfFiles"] = dataset.get("numberOfFiles", 0) - len(block["dataFileList"])
+        return 200, _public_block(block)
+
+
+def _list_blocks(ctx: _Ctx) -> tuple[int, Any]:
+    """``GET /origdatablocks?filter=``: plain JSON (no date conversion); v3 default limit 100, v4 the 10 newest."""
+    fake = ctx.fake
+    with fake.lock:
+        visible = [
+            _public_block(b)
+            for b in sorted(fake.origdatablocks.values(), key=lambda b: b["_seq"])
+            if fake.can_read(ctx.user, fake._datasets.get(b["datasetId"]) or b)
+        ]
+    flt = _parse_filter(ctx.query.get("filter"))
+    v4 = ctx.version == "v4"
+    return 200, _apply_filter(visible, flt, default_limit=V4_DEFAULT_LIMIT if v4 else V3_BLOCK_LIMIT, v4=v4)
+
+
+def _get_block(ctx: _Ctx) -> tuple[int, Any]:
     with ctx.fake.lock:
-        _dataset_for(ctx, write=True)
-        block = _block_for(ctx)
-        del ctx.fake.origdatablocks[block["_id"]]
-        ctx.fake._recompute(ctx.params["pid"])
-        return 200, copy.deepcopy(block)
+        block, _ = _block_for(ctx)
+        return 200, _public_block(block)
+
+
+def _totals_after_top_level_write(ctx: _Ctx, pid: str) -> None:
+    if ctx.version == "v4":
+        ctx.fake._recompute(pid, newest=V4_DEFAULT_LIMIT)
+    else:
+        ctx.fake._recompute(pid, first=V3_BLOCK_LIMIT)
+
+
+def _create_top_block(ctx: _Ctx) -> tuple[int, Any]:
+    """``POST /origdatablocks`` (v3 and v4): totals recomputed from 100 (v3) or the 10 newest (v4) blocks."""
+    assert ctx.user is not None and ctx.model is not None
+    fake = ctx.fake
+    body = _dump(ctx.model)
+    with fake.lock:
+        dataset = fake._datasets.get(body["datasetId"])
+        if dataset is None:
+            raise ApiError(404, f"Dataset with pid {body['datasetId']} not found")
+        _may_add_blocks(ctx, dataset)
+        block = fake._new_block(dataset, body, ctx.user)
+        _totals_after_top_level_write(ctx, dataset["pid"])
+        return 201, _public_block(block)
+
+
+def _patch_top_block(ctx: _Ctx) -> tuple[int, Any]:
+    assert ctx.user is not None
+    with ctx.fake.lock:
+        block, dataset = _block_for(ctx, write=True)
+        block.update(ctx.body, updatedBy=ctx.user.username, updatedAt=_iso(ctx.fake.now()))
+        _check_output(OrigDatablock, _public_block(block))
+        _totals_after_top_level_write(ctx, dataset["pid"])
+        return 200, _public_block(block)
 
 
 # ---------------------------------------------------------------------------------------- HTTP layer

@@ -17,7 +17,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,desktop]'
 .venv/bin/ruff check engine tray tests
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

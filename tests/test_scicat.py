@@ -187,12 +187,11 @@ def test_upload_registers_dataset_and_every_file_once(cli: Cli, sc: FakeSciCat, 
     # Again: nothing moves, nothing is registered twice.
     assert cli(*args).code == 0
     assert listed(sc, ds["pid"]) == expected(src)
-    # A file changed at the source: its new version goes into a new block (SciCat blocks are append-only).
+    # A file changed at the source: its entry is replaced (one entry per path, with the current checksum).
     (src / "frame_01.bin").write_bytes(b"changed")
     assert cli(*args).code == 0
-    blocks = sc.blocks_of(ds["pid"])
-    assert len(blocks) == 2 and [f["path"] for f in blocks[-1]["dataFileList"]] == ["frame_01.bin"]
-    assert len(sc.datasets) == 1
+    assert listed(sc, ds["pid"]) == expected(src)
+    assert len(sc.datasets) == 1 and len(sc.blocks_of(ds["pid"])) == 1
 
 
 def test_origdatablocks_are_chunked(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
@@ -233,12 +232,16 @@ def test_proposals_list_create_and_403(cli: Cli, sc: FakeSciCat, tmp_path: Path)
     r = cli("investigations", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out) == [
-        {"id": "p1234", "title": "Alice's beamtime", "description": "Powder diffraction"}
+        {"id": "p1234", "title": "Alice's beamtime", "description": "Powder diffraction", "pi": None}
     ]
     src = tmp_path / "src"
     make_files(src, 2)
-    # An ordinary user may not create a proposal: pick an existing one.
+    # Without a title and a PI nobody creates a proposal; an ordinary user may not anyway: pick an existing one.
     r = cli("upload", str(src), "--dataset", "d", "--investigation", "p5555")
+    assert r.code == 2 and "pick an existing one" in r.err and "--investigation-title" in r.err, r.err
+    assert not sc.requests_for("POST", "/proposals")
+    new = ("--investigation-title", "Alice's new beamtime", "--pi", "pi@example.org")
+    r = cli("upload", str(src), "--dataset", "d", "--investigation", "p5555", *new)
     assert r.code == 2 and "pick an existing one" in r.err, r.err
     assert sc.requests_for("POST", "/proposals")[-1].status == 403 and "p5555" not in sc.proposals
     # A proposal of someone else's group is not ours to upload to.
@@ -251,23 +254,19 @@ def test_proposals_list_create_and_403(cli: Cli, sc: FakeSciCat, tmp_path: Path)
     assert sc.requests_for("POST", "/datasets")[-1].status == 403
     assert not sc.datasets and not any(p.is_file() for p in cli.storage.rglob("*"))
 
-    # A functional (ingestor) account may create it; the investigation description becomes its abstract.
+    # A functional (ingestor) account may create it, with the title and PI the user gave (never its own e-mail
+    # or the id); the investigation description becomes its abstract.
     configure(cli, sc)
     login(cli, "ingestor", "ingest")
-    r = cli(
-        "upload",
-        str(src),
-        "--dataset",
-        "d2",
-        "--investigation",
-        "p7777",
-        "--investigation-description",
-        "New",
-    )
+    r = cli("upload", str(src), "--dataset", "d2", "--investigation", "p7777", "--investigation-description", "New",
+            *new)  # fmt: skip
     assert r.code == 0, (r.out, r.err)
-    assert sc.proposals["p7777"]["abstract"] == "New" and sc.proposals["p7777"]["ownerGroup"] == "ingestors"
+    proposal = sc.proposals["p7777"]
+    assert proposal["abstract"] == "New" and proposal["ownerGroup"] == "ingestors"
+    assert (proposal["title"], proposal["email"], proposal["pi_email"]) == (new[1], new[3], new[3])
     ds = only_dataset(sc)
-    assert ds["proposalId"] == "p7777" and "scientificMetadata" not in ds
+    assert ds["proposalId"] == "p7777" and not ds["scientificMetadata"]
+    assert ds["principalInvestigator"] == "pi@example.org"
 
 
 # ------------------------------------------------------------------------------ outages and crashes

@@ -198,3 +198,64 @@ def test_registered_files_are_recognised(
     local.append_files(lpid, [one])
     assert local.registered(lpid, [one, two]) == {"a"}
     local.close()
+
+
+# ------------------------------------------------------------------------- --meta, reasons, source folder
+
+
+def test_meta_values_are_typed() -> None:
+    from engine.datasets import parse_meta
+
+    pairs = ["a=300", " b = -1.5e3 ", "c=300 K", "d=2.5 mm", 'e="300 K"', "f=LaB6", "g=3 4 K", "h=1e", "i=",
+             "j=true", 'k=""', "l=0.5 Å"]  # fmt: skip
+    assert parse_meta(pairs) == {
+        "a": 300,
+        "b": -1500.0,
+        "c": {"value": 300, "unit": "K"},
+        "d": {"value": 2.5, "unit": "mm"},
+        "e": "300 K",
+        "f": "LaB6",
+        "g": "3 4 K",
+        "h": "1e",
+        "i": "",
+        "j": "true",
+        "k": "",
+        "l": {"value": 0.5, "unit": "Å"},
+    }
+    from engine.rocrate import property_value
+
+    assert property_value("c", {"value": 300, "unit": "K"}) == {
+        "@type": "PropertyValue", "name": "c", "value": 300, "unitText": "K"
+    }  # fmt: skip
+    assert property_value("a", 300)["value"] == 300
+
+
+def test_scicat_reasons_become_lines() -> None:
+    import json
+
+    from engine.catalogue.scicat_reasons import answer_reasons
+
+    nested = [
+        {"property": "contactEmail", "children": [], "constraints": {"isEmail": "contactEmail must be an email"}},
+        {"property": "techniques", "children": [
+            {"property": "0", "children": [
+                {"property": "pid", "children": [], "constraints": {"isString": "pid must be a string"}}]}]},
+    ]  # fmt: skip
+    lines, fields = answer_reasons({"status": 400, "message": json.dumps(nested)})
+    assert lines == ["contactEmail must be an email", "techniques.0.pid must be a string"]
+    assert fields == ["contactEmail", "techniques.0.pid"]
+    assert answer_reasons({"message": ["property foo should not exist"]}) == (
+        ["property foo should not exist"], ["foo"]
+    )  # fmt: skip
+    assert answer_reasons({"message": "Forbidden resource"})[0] == ["Forbidden resource"]
+
+
+def test_source_folder_template_is_checked_when_the_config_is_read(tmp_path: Path) -> None:
+    from engine.config import _check_source_folder
+    from engine.errors import ConfigError
+
+    _check_source_folder("/raw/{investigation}/{dataset}", "k", tmp_path)
+    _check_source_folder("/raw/{target}", "k", tmp_path)
+    for bad in ("/raw/{proposal}", "/raw/{dataset!r}", "/raw/{dataset:>5}", "/raw/{dataset", " "):
+        with pytest.raises(ConfigError):
+            _check_source_folder(bad, "k", tmp_path)

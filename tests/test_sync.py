@@ -238,7 +238,8 @@ def test_reconciliation_finds_a_file_whose_event_was_lost(tmp_path: Path, src: P
     (home_dir / "config.toml").write_text('[profiles.default]\nstorage = "storage"\nrescan = 1\n')
     threads_before = threading.active_count()
     with Engine(
-        home_dir, event_filter=lambda path, kind: "hidden" not in path  # the OS "drops" these events
+        home_dir,
+        event_filter=lambda path, kind: "hidden" not in path,  # the OS "drops" these events
     ) as engine:
         handle = engine.start_sync(DatasetSpec(paths=(str(src),), name="ds", settle=0.3))
         try:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from engine.errors import Action, DataUploaderError, UsageError
+
+# A metadata value as the user typed it, typed: text, a number, or a quantity ``{"value": 300, "unit": "K"}``
+# (SciCat's form for numbers with units). See :func:`engine.datasets.parse_meta`.
+MetaValue = str | int | float | dict[str, Any]
 
 
 class CatalogueError(DataUploaderError):
@@ -31,13 +35,24 @@ class NotPermitted(CatalogueError, UsageError):
 class InvalidMetadata(CatalogueError, UsageError):
     """The catalogue refused the dataset's metadata; ``fields`` names what to fix."""
 
-    def __init__(self, message: str, fields: Sequence[str] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        fields: Sequence[str] = (),
+        *,
+        field: str | None = None,
+        action: Action | None = None,
+    ) -> None:
+        super().__init__(message, field=field, action=action)
         self.fields = tuple(fields)
 
 
 class Conflict(CatalogueError):
     """The record exists already in a form that cannot be reconciled automatically."""
+
+
+class NotACatalogue(CatalogueError, UsageError):
+    """The URL answers, but not as the configured catalogue (a web page, a proxy's login, another service)."""
 
 
 class TransientError(CatalogueError):
@@ -50,6 +65,9 @@ class Session:
     email: str | None = None
     groups: tuple[str, ...] = ()
     expires: float | None = None  # epoch seconds; None = never
+    # A facility's service account (SciCat: a "local" functional account such as `ingestor`), not a person:
+    # its e-mail must never stand in for a principal investigator or a proposer.
+    functional: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,7 @@ class Investigation:
     id: str
     title: str | None = None
     description: str | None = None
+    pi: str | None = None  # the principal investigator's e-mail, when the user gave one
 
 
 @dataclass(frozen=True)
@@ -77,9 +96,27 @@ class DatasetSpec:
     location: str  # where the files are on storage (rclone path of the dataset folder)
     description: str | None = None
     investigation_description: str | None = None
-    meta: dict[str, str] = field(default_factory=dict)
-    created: float = 0.0
+    meta: dict[str, MetaValue] = field(default_factory=dict)
+    created: float = 0.0  # when the data was taken: the oldest file's mtime (else when the upload started)
     target: str = ""  # the dataset's folder below the storage root ("<investigation>/<name>")
+    pi: str | None = None  # principal investigator's e-mail given by the user; None: the investigation's
+
+
+@dataclass(frozen=True)
+class DatasetChanges:
+    """Which of the user's fields changed on this run compared with what DataUploader registered before.
+
+    A catalogue record belongs to curators as much as to the uploader: a re-run must only write what the user
+    changed, never put back what a curator edited or removed.
+    """
+
+    description: bool = False
+    investigation_description: bool = False
+    meta: frozenset[str] = frozenset()
+    pi: bool = False
+
+    def __bool__(self) -> bool:
+        return self.description or self.investigation_description or bool(self.meta) or self.pi
 
 
 @dataclass(frozen=True)
@@ -95,6 +132,11 @@ class Catalogue(Protocol):
     name: str
     needs_login: bool
     can_create_investigations: bool
+
+    def probe(self) -> None:
+        """Check that the catalogue answers and is the kind the profile names, before a person is asked for a
+        password; raise :class:`CatalogueError` with the plain reason (refused, unknown host, no answer, not
+        this kind of server)."""
 
     def session(self) -> Session | None:
         """The current session, or None when logged out / expired."""
@@ -119,11 +161,15 @@ class Catalogue(Protocol):
 
     def create_dataset(self, spec: DatasetSpec) -> str: ...
 
-    def update_dataset(self, dataset_id: str, spec: DatasetSpec) -> None: ...
+    def update_dataset(self, dataset_id: str, spec: DatasetSpec, changes: DatasetChanges | None) -> None:
+        """Write what the user changed (``changes``) into the existing record, leaving everything else as it is
+        in the catalogue. ``None``: the record was found again rather than known (a lost journal, a crash before
+        its id was recorded): fill in only what it lacks."""
 
     def append_files(self, dataset_id: str, entries: Sequence[FileEntry]) -> None:
-        """Register files (in catalogue-sized batches). A path registered before gets its new size/checksum;
-        an append-only catalogue (SciCat) lists the new version in addition to the old one."""
+        """Register files (in catalogue-sized batches). Afterwards the dataset lists exactly one entry per path of
+        ``entries``, holding that entry's size and checksum: a path listed before with another checksum is
+        replaced (never listed twice), one listed with the same checksum is left as it is."""
 
     def registered(self, dataset_id: str, entries: Sequence[FileEntry]) -> set[str]:
         """The paths of ``entries`` already registered with exactly that sha256.
@@ -132,7 +178,9 @@ class Catalogue(Protocol):
         so an append-only catalogue never lists the same file version twice.
         """
 
-    def finalise(self, dataset_id: str, *, end_time: float) -> None:
-        """Mark the dataset complete (all its files registered)."""
+    def finalise(self, dataset_id: str, *, start_time: float, end_time: float) -> None:
+        """Mark the dataset complete (all its files registered). ``start_time``/``end_time`` are the oldest and
+        newest registered file's mtime: when the data was taken, not when it was uploaded, so an unchanged
+        re-run finds nothing to change."""
 
     def close(self) -> None: ...

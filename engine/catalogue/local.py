@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.catalogue.base import Credentials, DatasetSpec, FileEntry, Investigation, Session
+from engine.catalogue.base import Credentials, DatasetChanges, DatasetSpec, FileEntry, Investigation, Session
 from engine.home import private_dir, private_file
 
 _SCHEMA = """
@@ -66,6 +66,9 @@ class LocalCatalogue:
         with self._lock:
             self._db.close()
 
+    def probe(self) -> None:
+        return None  # a file under the home folder: nothing to reach
+
     def session(self) -> Session:
         return Session(user=getpass.getuser())
 
@@ -114,7 +117,7 @@ class LocalCatalogue:
     def create_dataset(self, spec: DatasetSpec) -> str:
         existing = self.find_dataset(spec)
         if existing:
-            self.update_dataset(existing, spec)
+            self.update_dataset(existing, spec, None)
             return existing
         pid = f"local/{uuid.uuid4()}"
         now = time.time()
@@ -137,7 +140,10 @@ class LocalCatalogue:
             )
         return pid
 
-    def update_dataset(self, dataset_id: str, spec: DatasetSpec) -> None:
+    def update_dataset(
+        self, dataset_id: str, spec: DatasetSpec, changes: DatasetChanges | None = None
+    ) -> None:
+        # Nobody curates this catalogue but DataUploader: it mirrors the journal's record whole.
         with self._lock:
             self._db.execute(
                 "UPDATE datasets SET location=?, description=?, investigation_description=?, meta=?, updated=? "
@@ -183,11 +189,11 @@ class LocalCatalogue:
                 found.update(path for path, sha in rows if wanted.get(path) == sha)
         return found
 
-    def finalise(self, dataset_id: str, *, end_time: float) -> None:
+    def finalise(self, dataset_id: str, *, start_time: float, end_time: float) -> None:
         with self._lock:
             self._db.execute(
-                "UPDATE datasets SET complete=1, end_time=?, updated=? WHERE pid=?",
-                (end_time, time.time(), dataset_id),
+                "UPDATE datasets SET complete=1, created=?, end_time=?, updated=? WHERE pid=?",
+                (start_time, end_time, time.time(), dataset_id),
             )
 
     # Read helpers for `status`, tests and the RO-Crate; not part of the adapter protocol.

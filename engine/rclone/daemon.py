@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from engine.logs import FILE_ONLY
 from engine.procs import bind_to_this_process, die_with_parent_hook, pid_alive
 from engine.rclone.rc_client import RcClient, RcTransportError
 
@@ -172,7 +173,10 @@ class RcloneDaemon:
                     found.append(m.group(1))
                     ready.set()
                 if line:
-                    rclone_log.info("%s", line)
+                    # rclone's own ERROR lines stay errors in our log; NOTICE and INFO are information.
+                    # In the log file only: the engine says what went wrong in its own words.
+                    level = logging.ERROR if " ERROR " in line else logging.INFO
+                    rclone_log.log(level, "%s", line, extra=FILE_ONLY)
                     tail[:] = [*tail[-4:], line]
             ready.set()
 
