@@ -151,13 +151,10 @@ CASES: dict[str, Bad] = {
 _NEVER_STARTS = (
     "not in issue 9 (reported): an rclone that exits at once, silently, is retried forever (not exit 2)"
 )
-_BAD_TIMETABLE = "not in issue 9 (reported; since issue 11's engine): a bad bwlimit timetable is accepted"
 XFAIL: dict[str, str] = {
     "config-not-utf8": "not in issue 9 (reported): a config.toml that is not UTF-8 gives a traceback",
     "config-rclone-not-rclone": _NEVER_STARTS,
     "rclone-env-not-rclone": _NEVER_STARTS,
-    "bwlimit-bad-timetable": _BAD_TIMETABLE,
-    "bwlimit-bad-day": _BAD_TIMETABLE,
     "rclone-env-too-old": "not in issue 9 (reported): warnings precede the error line when rclone refuses its flags",
     "home-relative": "issue 9 brief (not a numbered defect): a relative DATAUPLOADER_HOME is accepted",
 }
