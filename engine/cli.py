@@ -17,29 +17,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from engine import (
-    LOG_FILE_ONLY,
-    STATUS_VERSION,
-    Cancelled,
-    DatasetHandle,
-    DatasetSpec,
-    DataUploaderError,
-    Engine,
-    Event,
-    ProgressUpdate,
-    UsageError,
-    __version__,
-    parse_duration,
-    parse_meta,
-    resolve_home,
-    setup_logging,
-    status_json,
-)
-from engine.cli_catalogue import COMMANDS as CATALOGUE_COMMANDS
+from engine import __version__
 from engine.cli_catalogue import add_parsers as add_catalogue_parsers
-from engine.cli_format import MAX_LISTED, ProgressLine, duration, hint, print_report, size, when
+
+if TYPE_CHECKING:  # the rest of the engine is imported when a command runs: --help and --version stay instant
+    from engine import DatasetHandle, DatasetSpec, Engine, Event
+    from engine.cli_format import ProgressLine
 
 EPILOG = """\
 where things are:
@@ -80,6 +65,8 @@ def _positive(text: str) -> int:
 
 
 def _settle(text: str) -> float:
+    from engine import UsageError, parse_duration
+
     try:
         return parse_duration(text, "--settle")
     except UsageError as exc:
@@ -177,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _spec(args: argparse.Namespace, mode: str) -> DatasetSpec:
+    from engine import DatasetSpec, parse_meta
+
     return DatasetSpec(
         paths=tuple(args.paths),
         name=args.dataset,
@@ -197,6 +186,9 @@ def _spec(args: argparse.Namespace, mode: str) -> DatasetSpec:
 
 def _run(engine: Engine, args: argparse.Namespace, line: ProgressLine) -> int:
     """Start one dataset, show progress from the engine's events, map Ctrl-C/SIGTERM to stopping it."""
+    from engine import ProgressUpdate
+    from engine.cli_format import print_report
+
     mode = args.command
     spec = _spec(args, mode)
 
@@ -242,6 +234,9 @@ def _on_signals(handler: Callable[[int, FrameType | None], None]) -> None:
 
 
 def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
+    from engine import STATUS_VERSION, status_json
+    from engine.cli_format import duration, size, when
+
     if args.dataset:
         return _status_files(engine, args)
     sets = engine.snapshot().datasets
@@ -281,6 +276,9 @@ def cmd_status(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _status_files(engine: Engine, args: argparse.Namespace) -> int:
+    from engine import STATUS_VERSION, status_json
+    from engine.cli_format import size, when
+
     d = engine.find(args.dataset, investigation=args.investigation, profile=args.profile)
     files = engine.files(d)
     if args.json:
@@ -333,6 +331,8 @@ def cmd_config(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
+    from engine.cli_format import MAX_LISTED
+
     results = engine.verify(dataset=args.dataset, download=args.download)
     if not results:
         print("no datasets yet")
@@ -398,7 +398,6 @@ _COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
     "repair": cmd_repair,
     "forget": cmd_forget,
     "config": cmd_config,
-    **CATALOGUE_COMMANDS,
 }
 
 
@@ -417,6 +416,11 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(build_parser(), list(sys.argv[1:] if argv is None else argv))
+    from engine import LOG_FILE_ONLY, Cancelled, DataUploaderError, Engine, resolve_home, setup_logging
+    from engine.cli_catalogue import COMMANDS as CATALOGUE_COMMANDS
+    from engine.cli_format import ProgressLine, hint
+
+    commands = {**_COMMANDS, **CATALOGUE_COMMANDS}
     line = ProgressLine()
     try:
         home = resolve_home()
@@ -430,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Engine(home) as engine:
             if args.command in ("upload", "sync"):
                 return _run(engine, args, line)
-            return _COMMANDS.get(args.command, _plugin)(engine, args)
+            return commands.get(args.command, _plugin)(engine, args)
     except Cancelled:
         print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -8,10 +8,10 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import Credentials, Engine, Session, UsageError
-from engine.cli_format import duration, when
+if TYPE_CHECKING:
+    from engine import Credentials, Engine, Session
 
 
 def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
@@ -37,6 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _print_session(session: Session) -> None:
+    from engine.cli_format import duration, when
+
     print(f"user:    {session.user}")
     print(f"e-mail:  {session.email or '-'}")
     print(f"groups:  {', '.join(session.groups) or '-'}")
@@ -45,6 +47,8 @@ def _print_session(session: Session) -> None:
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
+    from engine import Credentials, UsageError
+
     if args.token_stdin:
         token = sys.stdin.read().strip()
         if not token:

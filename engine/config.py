@@ -196,6 +196,7 @@ _EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {
     "ready_markers": list,  # [{files = "scan_*.raw", marker = "scan_*.done"}, ...]
     "register_retry": (str, int, float),  # sync: interval of retries of queued catalogue registrations
     "wait_for_storage": (str, int, float),  # upload: how long to wait for a storage unreachable at the start
+    "license": str,  # the datasets' license in the manifest: an SPDX identifier (CC-BY-4.0) or a URL
 }
 
 # Duration keys of a profile and the smallest value each takes.

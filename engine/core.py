@@ -16,7 +16,10 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.sync import EventFilter
 
 from engine.bwlimit import rate_now
 from engine.catalogue import Catalogue, Credentials, Investigation, Session, open_catalogue, require_session
@@ -37,7 +40,6 @@ from engine.runs import BatchRun, DatasetRun
 from engine.spec import DatasetSpec, ResolvedSpec, resolve_spec
 from engine.status import dataset_states
 from engine.storage import Storage, redact_fs
-from engine.sync import EventFilter, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +188,8 @@ class Engine:
             run: DatasetRun
             factory = self._context_factory(resolved)
             if spec.mode == "sync":
+                from engine.sync import SyncRun  # watchdog is needed by sync mode only
+
                 run = SyncRun(resolved, factory, event_filter=self._event_filter)
             else:
                 run = BatchRun(resolved, factory)
@@ -418,11 +422,10 @@ class Engine:
             config = self.config()
             profile = resolved.profile
             daemon = self._daemon(config, profile)
-            try:
-                daemon.start()
-            except RcloneError as exc:
-                log.warning("%s; will try again", exc.message)
-            self._apply_bwlimit()
+            # rclone takes ~0.1 s to come up: let it, while the run scans the source (the first call waits).
+            threading.Thread(
+                target=self._start_daemon, args=(daemon,), name="rclone-start", daemon=True
+            ).start()
             storage = Storage(
                 daemon,
                 profile.storage,
@@ -443,6 +446,14 @@ class Engine:
             )
 
         return factory
+
+    def _start_daemon(self, daemon: RcloneDaemon) -> None:
+        try:
+            daemon.start()
+        except RcloneError as exc:
+            log.warning("%s; will try again", exc.message)
+            return
+        self._apply_bwlimit()
 
     def _apply_bwlimit(self) -> None:
         """The newest run's bandwidth limit applies to the whole engine (one daemon carries every transfer);

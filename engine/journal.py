@@ -543,6 +543,23 @@ class Journal:
             yield from page
             after = page[-1].id
 
+    def iter_files_by_path(self, dataset_id: int, states: Sequence[str] = STATES) -> Iterator[FileRecord]:
+        """All files of a dataset in the given states, in path order (the manifest lists them so), page by page
+        along the (dataset_id, rel) index."""
+        marks = ",".join("?" * len(states))
+        after = ""
+        while True:
+            rows = self._query(
+                f"SELECT {_FILE_COLS} FROM files WHERE dataset_id=? AND rel>? AND state IN ({marks}) "
+                "ORDER BY rel LIMIT 5000",
+                (dataset_id, after, *states),
+            )
+            if not rows:
+                return
+            page = [_file(r) for r in rows]
+            yield from page
+            after = page[-1].rel
+
     def update_files(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply per-file column updates in one transaction. ``updates`` is ``[(file_id, {col: value})]``."""
         allowed = {

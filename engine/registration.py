@@ -79,7 +79,7 @@ def _recover(journal: Journal, catalogue: Catalogue, rec: DatasetRecord) -> int:
 
 
 def _crate_files(journal: Journal, dataset_id: int) -> Iterable[CrateFile]:
-    for f in journal.iter_files(dataset_id, (REGISTERED,)):
+    for f in journal.iter_files_by_path(dataset_id, (REGISTERED,)):
         yield CrateFile(path=f.rel, size=f.size, sha256=f.sha256 or "", mtime=f.mtime_ns / 1e9)
 
 
@@ -91,6 +91,7 @@ def complete_dataset(
     run_dir: Path,
     *,
     seal: bool = False,
+    license: str | None = None,
 ) -> tuple[DatasetRecord, str | None]:
     """Write the manifest and finalise the catalogue entry if every file is registered.
 
@@ -111,6 +112,7 @@ def complete_dataset(
         meta=dict(rec.meta),
         created=rec.created,
         completed=time.time(),
+        license=license,
     )
     dataset_fs = storage.fs(rec.target)
     # What the manifest says, not when it was written, decides whether it must be written again.

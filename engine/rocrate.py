@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,20 @@ class CrateDataset:
     meta: dict[str, Any]  # typed --meta values: text, numbers, or quantities {"value": 300, "unit": "K"}
     created: float
     completed: float
+    license: str | None = None  # an SPDX identifier ("CC-BY-4.0") or a URL; the profile's `license`
+
+
+def license_id(license: str) -> str:
+    """A license as a URI: an SPDX identifier becomes its spdx.org page, a URL stays as it is."""
+    return license if "://" in license else f"https://spdx.org/licenses/{license}"
+
+
+def _default_description(dataset: CrateDataset) -> str:
+    """RO-Crate wants every dataset described; without the user's words, say what it is and where it came from."""
+    part = f" of investigation {dataset.investigation}" if dataset.investigation else ""
+    return (
+        f"Data set {dataset.name}{part}, uploaded from {socket.gethostname()} by DataUploader {__version__}."
+    )
 
 
 def file_id(rel: str) -> str:
@@ -71,8 +86,9 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             "dateCreated": _iso(dataset.created),
             "datePublished": _iso(dataset.completed),
         }
-        if dataset.description:
-            root["description"] = dataset.description
+        root["description"] = dataset.description or _default_description(dataset)
+        if dataset.license:
+            root["license"] = {"@id": license_id(dataset.license)}
         if dataset.investigation:
             root["isPartOf"] = {"@id": "#investigation"}
         if dataset.meta:
@@ -85,6 +101,12 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             fh.write(("" if first else ", ") + json.dumps({"@id": file_id(f.path)}, ensure_ascii=False))
             first = False
         fh.write("]}")
+        if dataset.license:
+            _entity(
+                fh,
+                {"@id": license_id(dataset.license), "@type": "CreativeWork", "name": dataset.license},
+                lead=",\n",
+            )
         if dataset.investigation:
             inv: dict[str, Any] = {
                 "@id": "#investigation",

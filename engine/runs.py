@@ -136,6 +136,7 @@ class DatasetRun:
                     journal.get_dataset(rec.id),
                     ctx.home.run_dir,
                     seal=self.mode == "sync",
+                    license=ctx.profile.options.get("license"),
                 )
             finally:
                 uploader.close()

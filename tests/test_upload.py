@@ -169,3 +169,21 @@ def test_modified_on_storage_after_upload_is_not_overwritten(cli: Cli, tmp_path:
 def test_version_and_console_script(cli: Cli) -> None:
     r = cli("--version")
     assert r.code == 0 and r.out.startswith("datauploader ")
+
+
+def test_manifest_license_description_and_path_order(cli: Cli, tmp_path: Path) -> None:
+    """Issue 14: the RO-Crate names the profile's license, describes the dataset when the user did not, lists
+    files in path order and keeps metadata types."""
+    src = write_tree(tmp_path / "src", {name: b"x" for name in ("b/2.dat", "a.dat", "c.dat", "b/1.dat")})
+    cli.write_config('[profiles.default]\nstorage = "storage"\nlicense = "CC-BY-4.0"\n')
+    r = cli("upload", str(src), "--dataset", "ds", "--meta", "temperature = 300 K", "--meta", "frames=12")
+    assert r.code == 0, r.err
+    crate = json.loads((cli.storage / "ds" / "ro-crate-metadata.json").read_text())
+    root = next(e for e in crate["@graph"] if e["@id"] == "./")
+    assert root["license"] == {"@id": "https://spdx.org/licenses/CC-BY-4.0"}
+    assert "ds" in root["description"] and "DataUploader" in root["description"]
+    files = [e["name"] for e in crate["@graph"] if e.get("@type") == "File"]
+    assert files == ["a.dat", "b/1.dat", "b/2.dat", "c.dat"]
+    props = {e["name"]: e for e in crate["@graph"] if e.get("@type") == "PropertyValue"}
+    assert props["temperature"]["value"] == 300 and props["temperature"]["unitText"] == "K"
+    assert props["frames"]["value"] == 12

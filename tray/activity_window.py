@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from tkinter import ttk
 
 from tray._api import DatasetState, EngineSnapshot
-from tray.forms import PAD
+from tray.forms import PAD, Window
 from tray.text import human_bytes, human_duration, human_rate
 
 
@@ -26,7 +26,7 @@ def _speed(d: DatasetState) -> str:
     return human_rate(d.rate) + (f", {human_duration(d.eta)} left" if d.eta is not None else "")
 
 
-class ActivityWindow:
+class ActivityWindow(Window):
     def __init__(
         self,
         root: tk.Misc,
@@ -34,12 +34,8 @@ class ActivityWindow:
         retry: Callable[[int], None],
         on_close: Callable[[], None] | None = None,
     ) -> None:
-        self.top = tk.Toplevel(root)
-        self.top.title("DataUploader — Activity")
-        self._retry, self._on_close = retry, on_close
-        self.closed = False
-        self.top.protocol("WM_DELETE_WINDOW", self.close)
-        self.top.bind("<Escape>", lambda _e: self.close())
+        super().__init__(root, "DataUploader — Activity", on_close=on_close)
+        self._retry = retry
         body = ttk.Frame(self.top, padding=PAD * 2)
         body.pack(fill="both", expand=True)
 
@@ -49,18 +45,22 @@ class ActivityWindow:
         self.datasets.heading("#0", text="Dataset")
         for c, title, w in zip(cols, ("State", "Progress", "Rate / time left"), (140, 230, 170), strict=True):
             self.datasets.heading(c, text=title)
-            self.datasets.column(c, width=w, stretch=c == "progress")
-        self.datasets.column("#0", width=180)
+            self.datasets.column(c, width=w, minwidth=w // 2, stretch=True)
+        self.datasets.column("#0", width=180, minwidth=90, stretch=True)
         self.datasets.pack(fill="both", expand=True)
         self.datasets.bind("<<TreeviewSelect>>", lambda _e: self._show_failures())
 
         ttk.Label(body, text="Failed files of the selected dataset").pack(anchor="w", pady=(PAD, 0))
-        self.failures = ttk.Treeview(body, columns=("reason",), height=5, selectmode="none")
+        self.failures = ttk.Treeview(body, columns=("reason",), height=5, selectmode="browse")
         self.failures.heading("#0", text="File")
         self.failures.heading("reason", text="Reason")
-        self.failures.column("#0", width=200)
-        self.failures.column("reason", width=520)
+        self.failures.column("#0", width=200, minwidth=100, stretch=True)
+        self.failures.column("reason", width=520, minwidth=200, stretch=True)
         self.failures.pack(fill="both", expand=True)
+        # Reasons are long (they say what to do): the selected one is shown whole, wrapped, under the list.
+        self.detail = ttk.Label(body, text="", justify="left", wraplength=800)
+        self.detail.pack(fill="x", pady=(PAD // 2, 0))
+        self.failures.bind("<<TreeviewSelect>>", lambda _e: self._show_detail())
 
         ttk.Label(body, text="Recently finished").pack(anchor="w", pady=(PAD, 0))
         self.recent = tk.Listbox(body, height=4, takefocus=False)
@@ -78,7 +78,8 @@ class ActivityWindow:
         self._states: dict[str, DatasetState] = {}
         self.top.update_idletasks()
         sw, sh = self.top.winfo_screenwidth(), self.top.winfo_screenheight()
-        w, h = min(880, sw - 40), min(self.top.winfo_reqheight(), sh - 60)
+        w, h = min(max(self.top.winfo_reqwidth(), 900), sw - 40), min(self.top.winfo_reqheight(), sh - 60)
+        self.detail.configure(wraplength=w - 4 * PAD)
         self.top.geometry(f"{w}x{h}+{(sw - w) // 2}+{max(0, (sh - h) // 4)}")
         self.datasets.focus_set()
 
@@ -93,9 +94,8 @@ class ActivityWindow:
             state = d.phase.value if d.running and d.phase is not None else d.state
             if snapshot.paused and d.running and "paused" not in state:
                 state += " (paused)"
-            self.datasets.insert(
-                "", "end", iid=str(d.id), text=d.name, values=(state, _progress(d), _speed(d))
-            )
+            speed = "—" if snapshot.paused or not d.running else _speed(d)
+            self.datasets.insert("", "end", iid=str(d.id), text=d.name, values=(state, _progress(d), speed))
         keep = [i for i in selected if i in self._states]
         if keep:
             self.datasets.selection_set(keep)
@@ -116,24 +116,29 @@ class ActivityWindow:
         d = self._selected()
         if d is None:
             self.retry_button.state(["disabled"])
+            self._show_detail()
             return
         for i, f in enumerate(d.failures):
             self.failures.insert("", "end", iid=str(i), text=f.path, values=(f.reason,))
+        if d.failures:
+            self.failures.selection_set("0")
+        self._show_detail()
         can = d.running and bool(d.failures)
         self.retry_button.state(["!disabled"] if can else ["disabled"])
         self.hint.configure(
             text="" if can or not d.failures else "start this dataset again to retry its failed files"
         )
 
+    def _show_detail(self) -> None:
+        d, sel = self._selected(), self.failures.selection()
+        if d is None or not sel or int(sel[0]) >= len(d.failures):
+            self.detail.configure(text="")
+            return
+        f = d.failures[int(sel[0])]
+        self.detail.configure(text=f"{f.path}: {f.reason}")
+        self.refit()  # the reason may take more lines
+
     def _retry_selected(self) -> None:
         d = self._selected()
         if d is not None and d.running and d.failures:
             self._retry(d.id)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.top.destroy()
-        if self._on_close is not None:
-            self._on_close()

@@ -9,30 +9,26 @@ and words as the CLI), and its message appears under the field it names.
 
 from __future__ import annotations
 
-import re
 import tkinter as tk
 from collections.abc import Callable, Sequence
 from tkinter import filedialog, ttk
 from typing import Any, Literal
 
-from tray._api import DatasetSpec, DataUploaderError, Investigation
+from tray._api import DatasetSpec, DataUploaderError, Investigation, parse_meta_value
 from tray.forms import PAD, Form, entry, on_key, side_button
 
 META_ROWS = 3
-_NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([^\d\s].*)?$")
-
-FIELD_KEYS = ("paths", "name", "investigation", "description", "investigation_description", "meta", "profile")
-
-
-def meta_value(text: str) -> str | int | float | dict[str, Any]:
-    """``7`` → 7, ``2.5`` → 2.5, ``300 K`` → {"value": 300, "unit": "K"}, anything else stays text."""
-    m = _NUMBER_UNIT.match(text)
-    if not m:
-        return text
-    as_float = float(m.group(1))
-    whole = as_float.is_integer() and "." not in m.group(1) and "e" not in m.group(1).lower()
-    num: int | float = int(as_float) if whole else as_float
-    return {"value": num, "unit": m.group(2).strip()} if m.group(2) else num
+FIELD_KEYS = (
+    "paths",
+    "name",
+    "investigation",
+    "description",
+    "investigation_description",
+    "investigation_title",
+    "pi",
+    "meta",
+    "profile",
+)
 
 
 class DatasetDialog(Form):
@@ -74,6 +70,10 @@ class DatasetDialog(Form):
         self.field("description", "Dataset description:", self.description)
         self.inv_description = entry(b)
         self.field("investigation_description", "Investigation description:", self.inv_description)
+        self.inv_title = entry(b)
+        self.field("investigation_title", "Investigation title (if new):", self.inv_title)
+        self.pi = entry(b)
+        self.field("pi", "Principal investigator (e-mail):", self.pi)
 
         row = self.next_row()
         ttk.Label(b, text="Metadata (key = value):").grid(
@@ -171,13 +171,15 @@ class DatasetDialog(Form):
                 raise DataUploaderError(f"metadata row {n}: a value needs a key")
             if key in meta:
                 raise DataUploaderError(f"metadata key {key!r} is given twice")
-            meta[key] = meta_value(value)
+            meta[key] = parse_meta_value(value)
         return DatasetSpec(
             paths=tuple(p for p in paths if p),
             name=self.name.get().strip(),
             investigation=self.investigation.get().strip() or None,
             description=self.description.get().strip() or None,
             investigation_description=self.inv_description.get().strip() or None,
+            investigation_title=self.inv_title.get().strip() or None,
+            pi=self.pi.get().strip() or None,
             meta=meta,
             profile=self.profile.get() or None,
             mode=self.mode,

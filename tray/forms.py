@@ -25,13 +25,40 @@ def on_key(action: Callable[[], object]) -> Callable[[tk.Event[Any]], None]:
     return handler
 
 
-class Form:
-    """A Toplevel with a grid of labelled fields; subclasses add fields in Tab order."""
+class Window:
+    """A Toplevel of the tray: closes with Escape or the window manager, tells its owner when it is gone, and can
+    grow to what its content needs now."""
 
     def __init__(self, root: tk.Misc, title: str, *, on_close: Callable[[], None] | None = None) -> None:
         self.top = tk.Toplevel(root)
-        self.top.withdraw()  # shown by place() once laid out, so it never flashes at the wrong size
         self.top.title(title)
+        self._on_close = on_close
+        self.closed = False
+        self.top.protocol("WM_DELETE_WINDOW", self.close)
+        self.top.bind("<Escape>", lambda _e: self.close())
+
+    def refit(self) -> None:
+        """Keep the width, take the height the content needs now (within the screen)."""
+        self.top.update_idletasks()
+        w = self.top.winfo_width()
+        h = min(self.top.winfo_reqheight(), self.top.winfo_screenheight() - 60)
+        self.top.geometry(f"{w}x{h}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.top.destroy()
+        if self._on_close is not None:
+            self._on_close()
+
+
+class Form(Window):
+    """A Toplevel with a grid of labelled fields; subclasses add fields in Tab order."""
+
+    def __init__(self, root: tk.Misc, title: str, *, on_close: Callable[[], None] | None = None) -> None:
+        super().__init__(root, title, on_close=on_close)
+        self.top.withdraw()  # shown by place() once laid out, so it never flashes at the wrong size
         self.top.resizable(True, False)
         self.body = ttk.Frame(self.top, padding=PAD * 2)
         self.body.grid(row=0, column=0, sticky="nsew")
@@ -39,10 +66,6 @@ class Form:
         self.body.columnconfigure(1, weight=1)
         self._row = 0
         self.errors: dict[str, ttk.Label] = {}
-        self._on_close = on_close
-        self.closed = False
-        self.top.protocol("WM_DELETE_WINDOW", self.close)
-        self.top.bind("<Escape>", lambda _e: self.close())
 
     # --------------------------------------------------------------------------------------------- layout
 
@@ -112,15 +135,11 @@ class Form:
         self.clear_errors()
         label = self.errors.get(key or "") or self.errors.get("")
         if label is not None:
-            label.configure(text=message)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.top.destroy()
-        if self._on_close is not None:
-            self._on_close()
+            # Wrap at the room the window really has, then let the window grow to show every line.
+            self.top.update_idletasks()
+            room = self.top.winfo_width() - label.winfo_x() - 4 * PAD
+            label.configure(text=message, wraplength=max(200, room))
+            self.refit()
 
 
 def entry(parent: tk.Misc, width: int = 40, **kw: Any) -> ttk.Entry:

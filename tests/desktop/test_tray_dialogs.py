@@ -16,7 +16,7 @@ from tests.desktop.conftest import need_desktop
 from tests.desktop.harness import Desktop
 from tests.fake_engine import FakeEngine
 from tray._api import DatasetSpec
-from tray.dataset_dialog import DatasetDialog, meta_value
+from tray.dataset_dialog import DatasetDialog
 from tray.mainthread import UiQueue, guard_tk
 
 
@@ -52,7 +52,7 @@ def test_dataset_dialog_tab_order_and_keys(root: tk.Tk) -> None:
     root.update()
     assert dlg.top.title() == "DataUploader — Start sync for dataset"
     assert root.focus_get() in (dlg.folder, None)  # None: no window manager gives the focus away
-    chain = _chain(dlg.folder, 8)
+    chain = _chain(dlg.folder, 10)
     k0, v0 = dlg.meta_rows[0]
     k1, _ = dlg.meta_rows[1]
     assert chain == [
@@ -61,10 +61,12 @@ def test_dataset_dialog_tab_order_and_keys(root: tk.Tk) -> None:
         dlg.investigation,
         dlg.description,
         dlg.inv_description,
+        dlg.inv_title,
+        dlg.pi,
         k0,
         v0,
         k1,
-        chain[8],
+        chain[10],
     ]
     for key in ("<Return>", "<Escape>", "<Alt-b>", "<Alt-a>", "<Alt-r>", "<Alt-m>"):
         assert dlg.top.bind(key), key
@@ -114,11 +116,6 @@ def test_dataset_dialog_builds_the_spec_and_shows_engine_errors_under_the_field(
     )
     assert spec.paths == (str(tmp_path), str(tmp_path))
     engine.close()
-
-
-def test_meta_values() -> None:
-    assert meta_value("7") == 7 and meta_value("2.5") == 2.5 and meta_value("LaB6") == "LaB6"
-    assert meta_value("-1e3 Pa") == {"value": -1000.0, "unit": "Pa"}
 
 
 def test_ui_queue_runs_posts_from_other_threads_on_the_main_thread(root: tk.Tk) -> None:

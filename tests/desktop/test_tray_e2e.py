@@ -331,3 +331,80 @@ def _login_flow(
 
     assert tray.quit() == 0
     assert_tk_main_thread_only(tray)
+
+
+@pytest.mark.parametrize("backend", ["appindicator"])
+def test_scicat_login_logout_batch_upload_and_finish_then_quit(
+    tray_desktop: Desktop, backend: str, artifacts: Path, tmp_path: Path, trays: list[Tray]
+) -> None:
+    """The SciCat profile end to end through the menu: Log in…, Log out (anna), Log in… again, Upload finished
+    experiment… into an existing proposal, a sync, then Quit with "Finish, then quit": sealed, registered, exit 0."""
+    d = tray_desktop
+    home, batch, live = tmp_path / "home", tmp_path / "batch", tmp_path / "live"
+    batch.mkdir()
+    live.mkdir()
+    batch_files = {f"image_{i}.tif": os.urandom(30_000 + i) for i in range(3)}
+    for name, data in batch_files.items():
+        (batch / name).write_bytes(data)
+    with FakeSciCat([FakeUser("anna", "secret", "anna@example.org", ("p1234",))]) as sc:
+        sc.add_proposal("p1234", "p1234", title="Anna's beamtime")
+        _config(
+            home,
+            '[profiles.default]\nstorage = "storage"\ncatalogue = "scicat"\n\n'
+            f'[profiles.default.scicat]\nurl = "{sc.url}"\n',
+        )
+        tray = Tray(d, home, backend, artifacts, env={"DATAUPLOADER_TOKEN_STORE": "file"})
+        trays.append(tray)
+        tokens = home / "tokens.json"
+
+        def log_in(shot: str) -> None:
+            tray.menu(5, shot=shot)  # Start, Upload, Pause, Show activity, Log in…
+            wid = dialog(d, "Log in", artifacts, "dialog-login-scicat.png")
+            d.type("anna")
+            d.key("Tab")
+            d.type("secret")
+            d.key("Return")
+            d.window_gone(wid)
+            wait_until(lambda: tokens.exists() and "scicat" in tokens.read_text(), 15, "the stored token")
+
+        log_in("menu-6-logged-out.png")
+        tray.menu(5, shot="menu-7-logged-in.png")  # Log out (anna)
+        wait_until(lambda: not tokens.exists() or "scicat" not in tokens.read_text(), 15, "the token gone")
+        log_in("menu-8-logged-out-again.png")
+
+        tray.menu(2)  # Upload finished experiment…
+        wid = dialog(d, "Upload finished experiment", artifacts, "dialog-upload.png")
+        d.type(str(batch))
+        d.key("Tab")
+        d.type("powder-1")
+        d.key("Tab")
+        d.type("p1234")
+        d.capture_window(wid, artifacts / "dialog-upload-filled.png")
+        d.key("Return")
+        d.window_gone(wid)
+        d.wait_for_notify(r"powder-1", timeout=60)
+        stored = home / "storage" / "p1234" / "powder-1"
+        wait_until(lambda: stored.exists() and set(batch_files) <= set(tree_bytes(stored)), 30, "the batch")
+        [ds] = [x for x in sc.datasets.values() if x["datasetName"] == "powder-1"]
+        assert ds["numberOfFiles"] == 3
+
+        tray.menu(1)  # Start sync for dataset…
+        wid = dialog(d, "Start sync for dataset", artifacts, "dialog-sync-scicat.png")
+        d.type(str(live))
+        d.key("Tab")
+        d.type("live-1")
+        d.key("Tab")
+        d.type("p1234")
+        d.key("Return")
+        d.window_gone(wid)
+        write_in_chunks(live / "frame.raw", os.urandom(100_000))
+        tray.menu(1, from_bottom=True)  # Quit, with a sync running: the question
+        wid = dialog(d, "Quit", artifacts, "dialog-quit-finish.png")
+        d.key("Return")  # the default: Finish, then quit
+        assert tray.wait_exit(60) == 0
+        sealed = home / "storage" / "p1234" / "live-1"
+        assert (sealed / "frame.raw").read_bytes() == (live / "frame.raw").read_bytes()
+        assert (sealed / "ro-crate-metadata.json").exists()
+        [ds] = [x for x in sc.datasets.values() if x["datasetName"] == "live-1"]
+        assert ds["numberOfFiles"] == 1
+        assert_tk_main_thread_only(tray)
