@@ -2,8 +2,9 @@
 
 rclone dying is transient — a crash, the OOM killer — so the run must restart it by itself and finish: exit 0,
 everything verified and registered; never exit 2 "did not start", never "storage already holds a different …
-DataUploader did not write", never a traceback (issue 9, defect 4). Moments: 0.05–0.1 s after the daemon
-starts (before or while it answers its first call), any time during the run, or twice in a row.
+DataUploader did not write", never a traceback (issue 9, defect 4). Moments (by trial number): 0.05–0.1 s
+after the daemon appears (before or while it answers its first call), twice so, any time during the run, or as
+soon as the catalogue lists every file (the manifest is being written).
 """
 
 from __future__ import annotations

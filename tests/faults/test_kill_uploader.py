@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import Cli, ensure_stopped, wait_for
 from tests.faults import procs
-from tests.faults.checks import assert_complete, no_traceback
+from tests.faults.checks import assert_complete, no_traceback, tail
 from tests.faults.procs import Reaper
 from tests.faults.trials import Trial, split, trials
 from tests.faults.workload import batch_tree, count_files
@@ -100,8 +100,8 @@ def test_kill_uploader_then_rerun(
             ensure_stopped(proc)
         r = cli("upload", str(src), "--dataset", "ds", "--bwlimit", BWLIMIT)
         t.note(f"re-run exit {r.code}")
-        assert r.code == 0, (str(t), r.out, r.err)
         no_traceback(r.out, r.err)
+        assert r.code == 0, f"re-run exit {r.code}:\n{tail(r.out + r.err)}"
         assert_complete(cli, "ds", dest, src, count_files(src))
 
 
