@@ -147,6 +147,11 @@ CASES: dict[str, Bad] = {
     "rclone-env-too-old": Bad(UP, env={"DATAUPLOADER_RCLONE": "{tmp}/old-rclone"}),
 }
 
+# A run that ends while its rclone daemon is still starting may warn that it cannot reset the bandwidth limit, a
+# second line before the error (about 1 run in 20 under load). Such a run is reported as an xfail, not a failure.
+BWLIMIT_RACE = "cannot set the bandwidth limit"
+BWLIMIT_RACE_REASON = "not in issue 9 (reported): a run that ends while rclone starts warns about the bwlimit"
+
 # Cases that fail because of a known, still open defect: name -> "issue 9 defect N: <short>".
 _NEVER_STARTS = (
     "not in issue 9 (reported): an rclone that exits at once, silently, is retried forever (not exit 2)"
@@ -282,13 +287,18 @@ def test_bad_input(name: str, paths: dict[str, str], outcomes: dict[str, Outcome
     if r is None:
         pytest.fail(f"still running after {RUN_TIMEOUT:.0f} s: the bad input was accepted")
     no_traceback(r.out, r.err)
-    line = one_error_line(r)
+    raced = [x for x in r.err.splitlines() if BWLIMIT_RACE in x]
+    line = one_error_line(
+        Result(r.code, r.out, "".join(x + "\n" for x in r.err.splitlines() if x not in raced))
+    )
     assert r.code == 2, f"exit {r.code}: {line}"
     for word in case.names:
         assert word in line, f"{word!r} not named: {line}"
     for word in case.not_names:
         assert word not in line, f"{word!r} named: {line}"
     assert not outcome.stored, f"written to storage: {outcome.stored}"
+    if raced:  # everything else held: show the known race as what it is rather than fail the table at random
+        pytest.xfail(f"{BWLIMIT_RACE_REASON}: {raced[0]}")
 
 
 def test_there_are_at_least_50_bad_inputs() -> None:
