@@ -252,9 +252,6 @@ def test_file_vanishes_mid_upload(cli: Cli, tmp_path: Path) -> None:
     assert again.code in (0, 1)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 9 defect 8 (remnant): 'nothing to retry; retrying in 2 s' names no file"
-)
 def test_file_vanishing_mid_upload_is_named_in_every_retry_warning(cli: Cli, tmp_path: Path) -> None:
     src = _with_big(tmp_path / "src")
     code, out, err = _mid_upload(cli, src, os.unlink)
