@@ -14,8 +14,9 @@ PARTIAL_SUFFIXES = (".partial",)
 def no_traceback(*texts: str) -> None:
     for text in texts:
         if "Traceback (most recent call last)" in text:
-            last = text.rstrip().splitlines()[-1]
-            raise AssertionError(f"a traceback was printed, ending in: {last}\n{text[-3000:]}")
+            after = text.split("Traceback (most recent call last)", 1)[1].splitlines()[1:]
+            error = next((line for line in after if line and not line[0].isspace()), "?")
+            raise AssertionError(f"a traceback was printed: {error}\n{text[-3000:]}")
 
 
 def tail(text: str, n: int = 12) -> str:

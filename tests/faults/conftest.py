@@ -45,11 +45,16 @@ def reaper(tmp_path: Path) -> Iterator[Reaper]:
     r.reap()
 
 
+MODULE_DIRS = "faults-"  # prefix of every folder the suite's module-scoped fixtures make (tmp_path_factory)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_daemon_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Homes of module-scoped fixtures live outside any one test's tmp_path; sweep them all at the end."""
+    """Homes of module-scoped fixtures live outside any one test's tmp_path: sweep those folders at the end
+    (only ours: other suites' session fixtures may still be stopping their own daemons)."""
     yield
-    Reaper(tmp_path_factory.getbasetemp()).reap()
+    for folder in tmp_path_factory.getbasetemp().glob(f"{MODULE_DIRS}*"):
+        Reaper(folder).reap()
 
 
 @pytest.fixture

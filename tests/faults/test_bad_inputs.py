@@ -168,7 +168,7 @@ XFAIL: dict[str, str] = {
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The files and folders the cases refer to; ``{readonly}`` is a read-only folder even for root."""
-    tmp = tmp_path_factory.mktemp("bad-inputs")
+    tmp = tmp_path_factory.mktemp("faults-bad-inputs")
     write_tree(tmp / "src", {"a.dat": b"a", "sub/b.dat": b"b"})
     (tmp / "empty").mkdir()
     write_tree(tmp / "only-excluded", {"x.tmp": b"x", "a.part": b"", "~$report.docx": b"", "Thumbs.db": b""})

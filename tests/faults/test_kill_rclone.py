@@ -33,12 +33,12 @@ MODES = ("early", "anytime", "twice", "at-the-end")
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return batch_tree(tmp_path_factory.mktemp("kill-rclone") / "src", small=110, large=1)
+    return batch_tree(tmp_path_factory.mktemp("faults-kill-rclone") / "src", small=110, large=1)
 
 
 @pytest.fixture(scope="module")
 def webdav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve("webdav", tmp_path_factory.mktemp("kill-rclone-webdav")) as srv:
+    with serve("webdav", tmp_path_factory.mktemp("faults-kill-rclone-webdav")) as srv:
         yield srv
 
 

@@ -31,12 +31,12 @@ BWLIMIT = "4M"  # ~0.8 s of copying for the ~3.3 MiB tree: most random moments l
 
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return batch_tree(tmp_path_factory.mktemp("kill-uploader") / "src", small=110, large=1)
+    return batch_tree(tmp_path_factory.mktemp("faults-kill-uploader") / "src", small=110, large=1)
 
 
 @pytest.fixture(scope="module")
 def webdav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve("webdav", tmp_path_factory.mktemp("kill-uploader-webdav")) as srv:
+    with serve("webdav", tmp_path_factory.mktemp("faults-kill-uploader-webdav")) as srv:
         yield srv
 
 
