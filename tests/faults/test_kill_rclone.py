@@ -88,7 +88,6 @@ def one_trial(t: Trial, cli: Cli, src: Path, dest: Path, reaper: Reaper) -> None
     assert_complete(cli, "ds", dest, src, count_files(src))
 
 
-@pytest.mark.xfail(strict=False, reason=REMNANT + " (hit by some random trials only, hence not strict)")
 def test_kill_rclone(tmp_path: Path, src: Path, request: pytest.FixtureRequest, reaper: Reaper) -> None:
     """All trials in one test: the defect shows in some trials only, so one verdict over all of them is what
     can be expected to fail before the fix and pass after; each trial's moments and outcome are printed."""
@@ -116,7 +115,6 @@ def test_kill_rclone(tmp_path: Path, src: Path, request: pytest.FixtureRequest, 
 MANY = 200
 
 
-@pytest.mark.xfail(strict=True, reason=REMNANT)
 def test_kill_rclone_while_the_manifest_is_written(
     cli: Cli, tmp_path: Path, webdav: Server, reaper: Reaper
 ) -> None:
