@@ -120,6 +120,7 @@ class Engine:
         self._daemons: dict[tuple[str, ...], RcloneDaemon] = {}
         self._catalogues: dict[str, tuple[Profile, Catalogue]] = {}
         self._bwlimits: dict[int, str] = {}  # dataset id → its limit; the newest one applies engine-wide
+        self._bwlimit_applied: dict[int, str] = {}  # id(daemon) → the rate it has now
         self._event_filter = event_filter
         self._closed = False
         self._ticker: threading.Thread | None = None
@@ -450,8 +451,8 @@ class Engine:
     def _start_daemon(self, daemon: RcloneDaemon) -> None:
         try:
             daemon.start()
-        except RcloneError as exc:
-            log.warning("%s; will try again", exc.message)
+        except RcloneError as exc:  # the run's first call meets the same error and reports it, once
+            log.debug("rclone did not start in the background: %s", exc.message)
             return
         self._apply_bwlimit()
 
@@ -461,15 +462,23 @@ class Engine:
         with self._lock:
             limit = list(self._bwlimits.values())[-1] if self._bwlimits else "off"
             daemons = [d for d in self._daemons.values() if d.running()]
+            busy = bool(self._handles)
         rate = rate_now(limit)
         for daemon in daemons:
-            if getattr(daemon, "_bwlimit", None) == rate:
+            if self._bwlimit_applied.get(id(daemon)) == rate:
                 continue
             try:
                 daemon.call("core/bwlimit", rate=rate)
-                daemon._bwlimit = rate  # type: ignore[attr-defined]
-            except RcloneError as exc:
-                log.warning("cannot set the bandwidth limit %r: %s", rate, exc.message)
+                self._bwlimit_applied[id(daemon)] = rate
+            except (
+                RcloneError
+            ) as exc:  # with no run left (an engine closing), nobody is limited: not worth a word
+                log.log(
+                    logging.WARNING if busy else logging.DEBUG,
+                    "cannot set the bandwidth limit %r: %s",
+                    rate,
+                    exc.message,
+                )
 
     def _ensure_ticker(self) -> None:
         """One thread that follows bandwidth timetables while runs exist."""

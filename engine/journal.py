@@ -198,6 +198,7 @@ class ScanResult:
     total: int
     new: int
     changed: int
+    gone: tuple[str, ...] = ()  # not uploaded yet and no longer at the source: dropped from the dataset
 
 
 _FILE_COLS = (
@@ -450,7 +451,9 @@ class Journal:
                 db.executemany("INSERT OR REPLACE INTO temp.scan VALUES (?,?,?,?)", chunk)
             return int(db.execute("SELECT count(*) FROM temp.scan").fetchone()[0])
 
-    def merge_scan(self, dataset_id: int, state: str = DISCOVERED) -> ScanResult:
+    def merge_scan(
+        self, dataset_id: int, state: str = DISCOVERED, *, forget_missing: bool = False
+    ) -> ScanResult:
         """Merge the staged scan into the dataset's files.
 
         New files are added in ``state`` (discovered: ready to upload; settling: sync mode has seen them but not
@@ -486,8 +489,21 @@ class Journal:
                 "   OR files.source!=excluded.source OR files.state IN (?, ?)",
                 (dataset_id, state, now, UPLOADING, UPLOADING, state, retry_a, retry_b),
             )
+            gone: list[str] = []
+            if forget_missing:
+                # A complete scan that no longer sees a file nothing of which is registered: it was deleted (or
+                # renamed) at the source before it could be uploaded. It leaves the dataset, or the dataset could
+                # never complete; anything on the storage stays as it is (deletions never propagate).
+                missing = (
+                    "FROM files WHERE dataset_id=? AND state IN (?, ?, ?, ?) "
+                    "AND NOT EXISTS (SELECT 1 FROM temp.scan s WHERE s.rel=files.rel)"
+                )
+                args = (dataset_id, DISCOVERED, UPLOADING, FAILED, SETTLING)
+                gone = [str(r[0]) for r in db.execute(f"SELECT rel {missing}", args)]
+                if gone:
+                    db.execute(f"DELETE {missing}", args)
             db.execute("DELETE FROM temp.scan")
-        return ScanResult(total=total, new=new, changed=changed)
+        return ScanResult(total=total, new=new, changed=changed, gone=tuple(gone))
 
     def merge_files(
         self, dataset_id: int, files: Iterable[tuple[str, str, int, int]], state: str

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.backoff import backoff
 from engine.catalogue import AuthError, Catalogue, CatalogueError, FileEntry, TransientError
 from engine.journal import (
     DISCOVERED,
@@ -27,13 +28,14 @@ from engine.journal import (
     Journal,
 )
 from engine.rclone.daemon import RcloneError
-from engine.rclone.errors import classify
+from engine.rclone.errors import TRANSIENT, classify
 from engine.rocrate import MANIFEST_NAME, CrateDataset, CrateFile, is_own_crate, write_crate
 from engine.storage import Storage
 
 log = logging.getLogger(__name__)
 
 REGISTER_CHUNK = 10_000
+MANIFEST_ATTEMPTS = 3
 
 
 def _entry(f: FileRecord, sha256: str | None = None) -> FileEntry:
@@ -118,23 +120,31 @@ def complete_dataset(
     # What the manifest says, not when it was written, decides whether it must be written again.
     digest, first, last = _manifest_key(journal, rec)
     if digest != rec.manifest_sha256:
-        try:
-            existing = storage.list(dataset_fs, [MANIFEST_NAME])
-            if (
-                MANIFEST_NAME in existing
-                and rec.manifest_sha256 is None
-                and not _our_manifest(storage, rec, run_dir)
-            ):
-                return rec, (
-                    f"storage already holds a '{MANIFEST_NAME}' that DataUploader did not write; "
-                    "it was not replaced (move it away on the storage)"
-                )
-            with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
-                path = Path(tmp) / MANIFEST_NAME
-                write_crate(path, crate, lambda: _crate_files(journal, rec.id))
-                storage.put(path, dataset_fs, MANIFEST_NAME)
-        except RcloneError as exc:
-            return rec, f"could not write the manifest: {classify(exc.message).reason}; run again"
+        for attempt in range(MANIFEST_ATTEMPTS):
+            try:
+                existing = storage.list(dataset_fs, [MANIFEST_NAME])
+                if (
+                    MANIFEST_NAME in existing
+                    and rec.manifest_sha256 is None
+                    and not _our_manifest(storage, rec, run_dir)
+                ):
+                    return rec, (
+                        f"storage already holds a '{MANIFEST_NAME}' that DataUploader did not write; "
+                        "it was not replaced (move it away on the storage)"
+                    )
+                with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
+                    path = Path(tmp) / MANIFEST_NAME
+                    write_crate(path, crate, lambda: _crate_files(journal, rec.id))
+                    storage.put(path, dataset_fs, MANIFEST_NAME)
+                break
+            except RcloneError as exc:
+                c = classify(exc.message)
+                # rclone restarting (status 0) or a blip of the storage: worth a few more tries right now.
+                if (exc.status == 0 or c.kind == TRANSIENT) and attempt + 1 < MANIFEST_ATTEMPTS:
+                    log.warning("writing the manifest failed (%s); trying again", c.reason)
+                    time.sleep(backoff(attempt))
+                    continue
+                return rec, f"could not write the manifest: {c.reason}; run again"
     if rec.catalogue_id is None:
         return rec, "the dataset is not in the catalogue yet; run again"
     if digest == rec.manifest_sha256 and rec.state == "complete":
@@ -157,11 +167,11 @@ def _our_manifest(storage: Storage, rec: DatasetRecord, run_dir: Path) -> bool:
     """Whether the manifest on storage is one DataUploader wrote for this dataset (the journal that knew it was
     lost): such a manifest is rewritten, anything else is left alone."""
     with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
+        path = storage.fetch(storage.fs(rec.target), MANIFEST_NAME, Path(tmp))  # rclone trouble: the caller's
         try:
-            path = storage.fetch(storage.fs(rec.target), MANIFEST_NAME, Path(tmp))
             return is_own_crate(path, rec.name)
-        except (RcloneError, OSError, ValueError) as exc:
-            log.info("could not read the manifest on storage: %s", exc)
+        except (OSError, ValueError) as exc:  # not JSON, not a crate: not ours
+            log.info("the manifest on storage is not DataUploader's: %s", exc)
             return False
 
 

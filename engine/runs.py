@@ -102,7 +102,15 @@ class DatasetRun:
             )
             rec = open_dataset(journal, ctx.profile, r.request)
             self.dataset_id = rec.id
-            scan_result = journal.merge_scan(rec.id, DISCOVERED if self.mode == "batch" else SETTLING)
+            scan_result = journal.merge_scan(
+                rec.id, DISCOVERED if self.mode == "batch" else SETTLING, forget_missing=True
+            )
+            skipped += [
+                Skipped(
+                    rel, "deleted at the source before it was uploaded; nothing on the storage was changed"
+                )
+                for rel in scan_result.gone
+            ]
             log.info(
                 "dataset %s (%s): %d files at the source, %d new, %d changed",
                 rec.name,

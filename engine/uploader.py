@@ -58,11 +58,12 @@ class PassOutcome:
         self.reachable &= not result.transient
         self.full |= result.full
         self.retries += [(item.rec.rel, reason) for item, reason, _ in result.retry]
+        self.retries += [(item.rec.rel, "it changed while it was uploaded") for item in result.changed]
 
     def describe(self, limit: int = 3) -> str:
         """One line for the log: the cause, and which files wait for it."""
         if not self.retries:
-            return "storage not reachable" if not self.reachable else "nothing to retry"
+            return "storage not reachable" if not self.reachable else "files need another pass"
         causes: dict[str, list[str]] = {}
         for rel, reason in self.retries:
             causes.setdefault(reason, []).append(rel)

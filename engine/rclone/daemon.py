@@ -184,9 +184,13 @@ class RcloneDaemon:
         if not ready.wait(_START_TIMEOUT) or not found:
             self._terminate(proc)
             code = proc.wait()
+            self._proc = None  # nothing to restart: the next call starts afresh (and says why it cannot)
             last = next((t for t in reversed(tail) if "rror" in t), tail[-1] if tail else "")
-            if code > 0 and last:
-                raise RcloneStartError("rcd", 0, f"rclone ({self.binary}) did not start: {last}")
+            if (
+                code > 0
+            ):  # it exited by itself: a wrong binary, flag or config, not a crash; retrying won't help
+                why = last or f"it exited with code {code} and said nothing; is {self.binary} rclone?"
+                raise RcloneStartError("rcd", 0, f"rclone ({self.binary}) did not start: {why}")
             raise _Crashed(f"exit code {code}" + (f": {last}" if last else ", no output"))
         self._url = found[0]
         port = int(self._url.rsplit(":", 1)[1])

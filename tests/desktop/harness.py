@@ -213,6 +213,9 @@ class Desktop:
                 START_TIMEOUT,
                 "gtk-sni-tray-standalone to own org.kde.StatusNotifierWatcher",
             )
+            # Owning the watcher's name is not enough: an app that looks before the host part has registered
+            # with its own watcher finds "no host" and falls back to an XEmbed icon this host never shows.
+            wait_until(self._sni_host_registered, START_TIMEOUT, "the StatusNotifier host to register")
         time.sleep(0.3)  # let the host paint its panel before the first screenshot
 
     def _start_xvfb(self) -> None:
@@ -299,6 +302,25 @@ class Desktop:
         )
         env.update(extra or {})
         return env
+
+    def _sni_host_registered(self) -> bool:
+        out = subprocess.run(
+            [
+                "dbus-send",
+                "--session",
+                "--print-reply",
+                "--dest=org.kde.StatusNotifierWatcher",
+                "/StatusNotifierWatcher",
+                "org.freedesktop.DBus.Properties.Get",
+                "string:org.kde.StatusNotifierWatcher",
+                "string:IsStatusNotifierHostRegistered",
+            ],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.returncode == 0 and "boolean true" in out.stdout
 
     def name_has_owner(self, name: str) -> bool:
         out = subprocess.run(
