@@ -227,9 +227,13 @@ def _run(engine: Engine, args: argparse.Namespace, line: ProgressLine) -> int:
 
 
 def _on_signals(handler: Callable[[int, FrameType | None], None]) -> None:
+    """Ctrl-C, SIGTERM (systemd, logout) and, on Windows, Ctrl-Break (what a service manager or `taskkill`
+    without /F can send a console program) all ask for the same graceful stop."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
+        if hasattr(signal, "SIGBREAK"):  # pragma: no cover - Windows
+            signal.signal(signal.SIGBREAK, handler)
 
 
 # -- status, verify, repair, tray ------------------------------------------------------------------------------
