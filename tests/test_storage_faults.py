@@ -161,13 +161,3 @@ def test_data_home_is_private(cli: Cli, tmp_path: Path) -> None:
     assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
     for name in ("journal.sqlite", "catalogue.sqlite", "logs/datauploader.log"):
         assert stat.S_IMODE((cli.home / name).stat().st_mode) == 0o600, name
-
-
-def test_status_into_a_closed_pipe_is_quiet(cli: Cli, tmp_path: Path) -> None:
-    for i in range(30):
-        src = write_tree(tmp_path / f"src{i}", {"a.dat": b"a"})
-        assert cli("upload", str(src), "--dataset", f"ds{i}").code == 0
-    p = subprocess.run(
-        f"{' '.join(cli.argv('status'))} | head -1", shell=True, env=cli.env, capture_output=True, text=True
-    )
-    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
