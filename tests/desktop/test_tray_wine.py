@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -143,13 +142,12 @@ def trays() -> Iterator[list[WineTray]]:
         t.stop()
 
 
-def balloon_text_matches(text: str, expected: str) -> bool:
-    """OCR of an 8-point font is close, not exact ("uploaded" may come back "unloaded"): the dataset name must be
-    there as it is, and one line must be at least 85 % like the expected one."""
-    if "scan-042" not in text:
-        return False
-    return any(
-        difflib.SequenceMatcher(None, line.strip(), expected).ratio() >= 0.85 for line in text.splitlines()
+def best_line_match(text: str, expected: str) -> float:
+    """How like ``expected`` the closest line of OCR output is (0..1). OCR of an 8-point font is close, not exact
+    ("uploaded" has come back as "unloaded", commas as full stops)."""
+    return max(
+        (difflib.SequenceMatcher(None, line.strip(), expected).ratio() for line in text.splitlines()),
+        default=0.0,
     )
 
 
@@ -223,9 +221,14 @@ def test_frozen_windows_tray_sync_balloon_quit(
     )
     assert changed.getbbox() is not None, "the balloon's window shows nothing new"
     text = d.read_text(shot)
-    (artifacts / "balloon-ocr.txt").write_text(text)
-    assert balloon_text_matches(text, expected), f"balloon reads {text!r}, expected {expected!r}"
-    assert re.search(r"DataUploader", text), text
+    score = best_line_match(text, expected)
+    (artifacts / "balloon-ocr.txt").write_text(f"{text}\n(best line {score:.2f} like {expected!r})\n")
+    # Like the expected line, and its figures are the ones expected (another notice about the dataset, say
+    # "scan-042 uploaded — 3 files, 600 kB, 1 failed", is still 85 % alike).
+    assert score >= 0.85 and "4 files" in text and "verified" in text, (
+        f"balloon reads {text!r}, not {expected!r}"
+    )
+    assert best_line_match(text, "DataUploader") >= 0.8, text  # the title
 
     assert _quit(tray) == 0
     log = tray.log()
