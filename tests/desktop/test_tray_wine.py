@@ -197,6 +197,7 @@ def test_frozen_windows_tray_sync_balloon_quit(
     wait_until(lambda: (dest / "ro-crate-metadata.json").exists(), 60, "the manifest on storage")
     expected = "scan-042 uploaded — 4 files, 650 kB, all verified"
     wait_until(lambda: f"notification: DataUploader: {expected}" in tray.log(), 30, "the notice in the log")
+    noticed = time.monotonic()
 
     # The balloon: Wine's desktop process (explorer.exe) opens it as a new window by the icon, about 2 s after
     # the notice, and keeps it at least 10 s.
@@ -212,6 +213,7 @@ def test_frozen_windows_tray_sync_balloon_quit(
         ),
         timeout=30,
     )
+    balloon_after = time.monotonic() - noticed
     time.sleep(0.5)  # drawn
     screen = d.screenshot(artifacts / "screen-2-balloon.png")
     shot = screen.crop(balloon.box)
@@ -235,7 +237,10 @@ def test_frozen_windows_tray_sync_balloon_quit(
     assert "Tk thread guard:" in log and ", 0 from other threads" in log, log[-2000:]
     assert "tray stopped (exit 0)" in log
     wait_until(lambda: not APP.processes("rclone.exe"), 15, "rclone.exe to end with the tray")
-    (artifacts / "timings.txt").write_text(f"icon on screen {tray.icon_after:.1f} s after wine started\n")
+    (artifacts / "timings.txt").write_text(
+        f"icon on screen {tray.icon_after:.1f} s after wine started\n"
+        f"balloon on screen {balloon_after:.1f} s after the notice was logged ({balloon.width}x{balloon.height})\n"
+    )
 
 
 def _quit(tray: WineTray, timeout: float = 30) -> int:
