@@ -185,7 +185,7 @@ build_wheel() {
   rm -rf "$RUN_DIR/wheel" "$RUN_DIR/proj"
   pip_ wheel -q --no-deps --no-build-isolation -w "$RUN_DIR/wheel" "$REPO" >/dev/null 2>&1 \
     || pip_ wheel -q --no-deps -w "$RUN_DIR/wheel" "$REPO" >/dev/null
-  WHEEL=$(ls "$RUN_DIR"/wheel/datauploader-*.whl)
+  WHEEL=$(ls "$RUN_DIR"/wheel/facility_datauploader-*.whl)
 }
 
 ensure_site() {
@@ -208,7 +208,7 @@ PY
     # shellcheck disable=SC2086
     pip_ install -q --no-warn-conflicts --root-user-action=ignore "${plat[@]}" --no-index --find-links "$wheels" --target "$SITE.tmp" \
       "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
-    rm -rf "$SITE.tmp"/datauploader-*.dist-info "$SITE.tmp"/engine "$SITE.tmp"/tray   # per run, below
+    rm -rf "$SITE.tmp"/facility_datauploader-*.dist-info "$SITE.tmp"/engine "$SITE.tmp"/tray   # per run, below
     mv "$SITE.tmp" "$SITE"
     ls -d "$CACHE"/site-* | grep -v "$SITE" | xargs -r rm -rf   # older keys
   fi

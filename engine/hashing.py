@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.winpaths import native
+
 _BUF = 1 << 20
 
 
@@ -33,7 +35,7 @@ def hash_file(path: Path | str, alt: str | None = None) -> Digest:
     other = hashlib.new(alt) if alt else None
     buf = bytearray(_BUF)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
+    with open(native(path), "rb", buffering=0) as fh:
         before = os.fstat(fh.fileno())
         while True:
             n = fh.readinto(buf)

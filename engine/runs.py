@@ -11,6 +11,7 @@ and the next run resumes).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from engine.report import build_report
 from engine.sources import FolderIndex, Skipped, scan
 from engine.spec import ResolvedSpec
 from engine.uploader import DatasetUploader
+from engine.winpaths import is_windows_like, relative_path_problem
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ class DatasetRun:
         self.abort = threading.Event()  # now: stop rclone jobs, leave the rest for the next run
         self.dataset_id: int | None = None
         self.name = resolved.request.name
+        # Storage that ends up under Windows' name rules (a Windows folder, SMB) refuses `a:b`, `CON`, `x.` per file.
+        windows = is_windows_like(resolved.profile.storage, on_windows=sys.platform == "win32")
+        self.refuse: Callable[[str], str | None] | None = relative_path_problem if windows else None
 
     def request_stop(self, *, finish: bool) -> None:
         self.stop.set()
@@ -87,7 +92,9 @@ class DatasetRun:
             skipped: list[Skipped] = []
             found = journal.stage_scan(
                 (f.rel, str(f.path(r.roots)), f.size, f.mtime_ns)
-                for f in scan(r.roots, r.rules, folders=self.folder_index(), on_skip=skipped.append)
+                for f in scan(
+                    r.roots, r.rules, folders=self.folder_index(), on_skip=skipped.append, refuse=self.refuse
+                )
             )
             if self.mode == "batch" and not found and not skipped and not self._known(ctx):
                 labels = ", ".join(root.label for root in r.roots)

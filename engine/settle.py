@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.openfiles import busy_files
+from engine.winpaths import native
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class SettleTracker:
         gone: list[str] = []
         for key, e in due:
             try:
-                st = os.stat(e.path)
+                st = os.stat(native(e.path))
             except FileNotFoundError:
                 gone.append(key)
                 with self._cond:

@@ -28,6 +28,7 @@ from pathlib import Path
 from engine.errors import UsageError
 from engine.names import RESERVED_FILES
 from engine.rules import FileRules
+from engine.winpaths import native
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,8 @@ class FolderIndex:
         key = str(root)
         try:
             dir_mtime = os.stat(
-                root
-            ).st_mtime_ns  # before listing: a change during the listing shows next time
+                native(root)
+            ).st_mtime_ns  # before listing: a change during listing shows next time
         except OSError:
             self._dirs.pop(key, None)
             if not prefix:
@@ -167,7 +168,7 @@ class FolderIndex:
                 yield from self.walk(root / name, full=False, prefix=f"{prefix}{name}/", on_skip=on_skip)
             return
         try:
-            it = os.scandir(root)
+            it = os.scandir(native(root))
         except OSError as exc:
             if not prefix:
                 raise UsageError(f"{root}: cannot list folder ({exc.strerror})") from None
@@ -182,7 +183,7 @@ class FolderIndex:
                         continue
                     st = entry.stat(follow_symlinks=False)
                     if stat.S_ISLNK(st.st_mode):
-                        st = os.stat(entry.path)  # follow: a link to a file uploads the file
+                        st = os.stat(native(entry.path))  # follow: a link to a file uploads the file
                 except OSError as exc:
                     if entry.is_symlink() and on_skip is not None:
                         why = (
@@ -219,11 +220,13 @@ def scan(
     folders: FolderIndex | None = None,
     full: bool = True,
     on_skip: SkipCallback | None = None,
+    refuse: Callable[[str], str | None] | None = None,
 ) -> Iterator[SourceFile]:
     """Every wanted file of every root, in a stable order. Collisions between roots raise :class:`UsageError`
     (tracked only with several roots: one folder cannot collide with itself, so a huge tree costs no memory).
     With ``folders`` (sync mode's index) and ``full=False``, only files in folders changed since the last walk.
-    Wanted entries that are skipped or refused (module docstring) go to ``on_skip``."""
+    Wanted entries that are skipped or refused (module docstring) go to ``on_skip``; ``refuse`` adds the storage's
+    own name rules (Windows-like storage cannot take ``a:b`` or ``CON``), returning the reason or None."""
 
     def skip(entry: Skipped) -> None:
         if on_skip is not None and (rules is None or rules.wanted(entry.rel)):
@@ -244,7 +247,7 @@ def scan(
         for rel, st in items:
             if rules is not None and not rules.wanted(rel):
                 continue
-            problem = name_problem(rel)
+            problem = name_problem(rel) or (refuse(rel) if refuse is not None else None)
             if problem:
                 skip(Skipped(rel, problem, refused=True))
                 continue

@@ -79,13 +79,19 @@ def redact_fs(fs: str) -> str:
     return redact(fs)
 
 
+_WINDOWS_FOLDER = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
+
+
 def join_fs(root: str, *parts: str) -> str:
-    """Join an rclone path (``/data``, ``remote:``, ``remote:bucket``, ``:webdav,url=...:``) with sub-folders."""
+    """Join an rclone path (``/data``, ``C:\\data``, ``remote:``, ``remote:bucket``, ``:webdav,url=...:``) with
+    sub-folders. A Windows folder is joined with backslashes, so what the catalogue records (``sourceFolder``) and
+    what people read is one consistent path; rclone takes either."""
     clean = [p.strip("/") for p in parts if p and p.strip("/")]
     if not clean:
         return root
-    sep = "" if root.endswith((":", "/", "\\")) else "/"
-    return root + sep + "/".join(clean)
+    joiner = "\\" if _WINDOWS_FOLDER.match(root) else "/"
+    sep = "" if root.endswith((":", "/", "\\")) else joiner
+    return root + sep + joiner.join(c.replace("/", joiner) for c in clean)
 
 
 # The engine has already decided that every file it hands rclone must be written (new, changed at the source,

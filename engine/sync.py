@@ -228,7 +228,7 @@ class SyncRun(DatasetRun):
             self.settler.forget(rel)
             self._on_gone([rel])
             return
-        problem = name_problem(rel)
+        problem = name_problem(rel) or (self.refuse(rel) if self.refuse is not None else None)
         if problem:
             self._note_skipped([Skipped(printable(rel), problem, refused=True)])
             return
@@ -314,7 +314,14 @@ class SyncRun(DatasetRun):
         hints = 0
         skipped: list[Skipped] = []
         try:
-            for f in scan(self.roots, self.rules, folders=self.index, full=full, on_skip=skipped.append):
+            for f in scan(
+                self.roots,
+                self.rules,
+                folders=self.index,
+                full=full,
+                on_skip=skipped.append,
+                refuse=self.refuse,
+            ):
                 if known is None:
                     known = self.journal.known_files(self.rec.id)
                 if known.get(f.rel) != (f.size, f.mtime_ns):

@@ -27,6 +27,7 @@ from engine.journal import DISCOVERED, FAILED, UPLOADING, VERIFIED, FileRecord, 
 from engine.rclone.daemon import RcloneError
 from engine.rclone.errors import PERMANENT, TRANSIENT, Classified, classify
 from engine.storage import RemoteFile, Storage
+from engine.winpaths import native
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class BatchTransfer:
     def digest(self, f: FileRecord) -> Digest | str:
         """The checksum of the file as it is now, or the reason it cannot be uploaded."""
         try:
-            st = os.stat(f.source)
+            st = os.stat(native(f.source))
         except FileNotFoundError:
             return "the source file disappeared before it could be uploaded"
         except OSError as exc:
@@ -389,7 +390,7 @@ def _item(f: FileRecord, futures: dict[int, Future[Digest | str]], result: Batch
 
 def _source_changed(item: Item) -> bool:
     try:
-        st = os.stat(item.rec.source)
+        st = os.stat(native(item.rec.source))
     except OSError:
         return True
     return (st.st_size, st.st_mtime_ns) != (item.digest.size, item.digest.mtime_ns)

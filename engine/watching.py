@@ -85,10 +85,21 @@ def filesystem_type(path: Path) -> str | None:
 
 
 def needs_polling(path: Path) -> bool:
-    if os.name == "nt":
-        return str(path).startswith("\\\\")  # UNC share
+    if os.name == "nt":  # pragma: no cover - Windows
+        # A UNC share, or a network drive mapped to a letter: ReadDirectoryChangesW misses changes made elsewhere.
+        return str(path).startswith("\\\\") or _remote_drive(path)
     fstype = filesystem_type(path)
     return fstype is not None and fstype in NETWORK_FS
+
+
+def _remote_drive(path: Path) -> bool:  # pragma: no cover - Windows
+    import ctypes
+
+    drive = os.path.splitdrive(str(path.resolve()))[0]
+    if not drive:
+        return False
+    kernel32 = getattr(ctypes, "windll").kernel32  # noqa: B009 - absent on POSIX
+    return int(kernel32.GetDriveTypeW(drive + "\\")) == 4  # DRIVE_REMOTE
 
 
 class _Handler(FileSystemEventHandler):

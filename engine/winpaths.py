@@ -10,7 +10,9 @@ checking up front gives the scientist one clear line instead. Everything here wo
 from __future__ import annotations
 
 import ntpath
+import os
 import re
+import sys
 from pathlib import PureWindowsPath
 
 # Win32 APIs without the \\?\ prefix fail at MAX_PATH (260 including the terminating NUL); creating a folder
@@ -88,6 +90,15 @@ def long_path(path: str | PureWindowsPath) -> str:
     if normal.startswith("\\\\"):  # \\server\share\... -> \\?\UNC\server\share\...
         return "\\\\?\\UNC\\" + normal[2:]
     return "\\\\?\\" + normal
+
+
+def native(path: str | os.PathLike[str]) -> str:
+    """The path to hand the operating system: on Windows past 260 characters the ``\\\\?\\`` form (so an
+    instrument's deep folders can be read), elsewhere unchanged."""
+    text = os.fspath(path)
+    if sys.platform == "win32" and needs_long_prefix(text):  # pragma: no cover - Windows
+        return long_path(text)
+    return text
 
 
 def path_too_long(path: str | PureWindowsPath) -> str | None:

@@ -80,3 +80,14 @@ def test_cli_uses_only_the_public_api() -> None:
                     assert {a.name for a in node.names} <= public, (path, [a.name for a in node.names])
                 else:
                     assert node.module.startswith("engine.cli"), f"{path} imports {node.module}"
+
+
+def test_the_built_in_command_list_matches_the_parser() -> None:
+    """The CLI skips reading installed packages' metadata for built-in commands; its list must be complete."""
+    import argparse
+
+    from engine.cli import BUILT_IN, build_parser
+
+    parser = build_parser(plugins=False)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == BUILT_IN

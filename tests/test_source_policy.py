@@ -75,3 +75,22 @@ def test_empty_source_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     assert r.code == 2 and "nothing to upload" in r.err, (r.out, r.err)
     assert len(r.err.strip().splitlines()) == 1
     assert cli.status()["datasets"] == []
+
+
+def test_names_windows_like_storage_cannot_store_are_refused_per_file(tmp_path: Path) -> None:
+    """Issue 13: storage under Windows' name rules (a Windows folder, SMB) refuses `a:b`, `CON.txt`, `dot.` per file,
+    with a reason; the rest of the scan goes on. Pure, so it runs on Linux too."""
+    from engine.sources import Skipped, resolve_roots, scan
+    from engine.winpaths import relative_path_problem
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("fine.dat", "a:b.dat", "CON.txt", "dot.", "sub"):
+        (src / name).write_bytes(b"x") if name != "sub" else (src / name).mkdir()
+    (src / "sub" / "aux").write_bytes(b"x")
+    skipped: list[Skipped] = []
+    found = [
+        f.rel for f in scan(resolve_roots([str(src)]), on_skip=skipped.append, refuse=relative_path_problem)
+    ]
+    assert found == ["fine.dat"]
+    assert sorted(s.rel for s in skipped if s.refused) == ["CON.txt", "a:b.dat", "dot.", "sub/aux"]

@@ -10,8 +10,17 @@ import tkinter as tk
 from collections.abc import Callable, Sequence
 from tkinter import filedialog, ttk
 
-from tray import autostart
-from tray._api import DataUploaderError, Home, ProfileSettings, SettingsError, read_settings, save_settings
+from tray._api import (
+    DataUploaderError,
+    Home,
+    ProfileSettings,
+    SettingsError,
+    autostart_off,
+    autostart_on,
+    autostart_status,
+    read_settings,
+    save_settings,
+)
 from tray.forms import Form, entry, side_button
 
 
@@ -47,11 +56,9 @@ class SettingsDialog(Form):
         self.field("settle", "Settle time (s):", self.settle)
         self.exclude = entry(b, width=44)
         self.field("exclude", "Exclude (patterns, space-separated):", self.exclude)
-        self.start_at_login = tk.BooleanVar(self.top, autostart.enabled())
+        self.start_at_login = tk.BooleanVar(self.top, _autostart_enabled())
         check = ttk.Checkbutton(b, text="Start DataUploader when I log in", variable=self.start_at_login)
         self.field("start_at_login", "", check)
-        if not autostart.supported():
-            check.state(["disabled"])
         self.buttons(("Save", self.save, True), ("Cancel", self.close, False))
         self.profile.bind("<<ComboboxSelected>>", lambda _e: self.load(self.profile.get()))
         self.catalogue.bind("<<ComboboxSelected>>", lambda _e: self._catalogue_changed())
@@ -110,10 +117,21 @@ class SettingsDialog(Form):
             self.show_error(None, str(exc))
             return
         try:
-            autostart.set_enabled(self.start_at_login.get())
+            wanted = self.start_at_login.get()
+            if wanted and not _autostart_enabled():
+                autostart_on()
+            elif not wanted and _autostart_enabled():
+                autostart_off()
         except OSError as exc:
             self.show_error("start_at_login", f"could not change start at login: {exc}")
             return
         if self._on_saved is not None:
             self._on_saved(s)
         self.close()
+
+
+def _autostart_enabled() -> bool:
+    try:
+        return autostart_status().enabled
+    except OSError:  # an unreadable registry or config folder: show it off; saving says why it failed
+        return False
