@@ -6,8 +6,9 @@
 #   build/windows-under-wine.sh test [PYTEST ARGS] # the Windows test subset (DU_WINE_TESTS), or the given tests
 #   build/windows-under-wine.sh freeze             # dist: $DU_WINE_OUT/dist/datauploader/ (one folder, 2 exes)
 #   build/windows-under-wine.sh smoke              # frozen --version + upload to the embedded default, verified
+#   build/windows-under-wine.sh tray               # the frozen tray's end-to-end flow (trayer, menu, dialog, balloon)
 #   build/windows-under-wine.sh installer          # $DU_WINE_OUT/DataUploader-<version>-setup.exe (makensis)
-#   build/windows-under-wine.sh all                # setup, test, freeze, smoke, installer; prints the times
+#   build/windows-under-wine.sh all                # setup, test, freeze, smoke, tray, installer; prints the times
 #
 # Idempotent: downloads and the Windows site-packages are cached in $DU_WINE_CACHE (default
 # ~/.cache/datauploader-wine, outside the repository); build output goes to $DU_WINE_OUT (default build/out/windows,
@@ -29,6 +30,8 @@ DU_WINE_TESTS=${DU_WINE_TESTS:-$DEFAULT_TESTS}
 # Dependencies that exist only on Windows: `pip download --platform` evaluates markers for the Linux host.
 WINDOWS_ONLY_DEPS="pywin32-ctypes colorama pefile"
 APT_PACKAGES="wine wine64 xvfb xauth gcc-mingw-w64-x86-64-win32 nsis"
+# The frozen tray's end-to-end test: a tray host, input, and OCR to read the balloon's text off the screen.
+TRAY_APT_PACKAGES="trayer xdotool tesseract-ocr"
 
 export WINEDEBUG=-all
 # No Mono/Gecko prompts (a prefix is ready in seconds); no winemenubuilder (it would add the Windows Start-menu
@@ -64,9 +67,11 @@ start_wine() {
   [ -n "$RUN_DIR" ] && return 0
   RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/du-wine.XXXXXX")
   export WINEPREFIX="$RUN_DIR/prefix"
-  # Wine wants an X display even for console programs: a private Xvfb, its number chosen by Xvfb itself.
+  # Wine wants an X display even for console programs: a private Xvfb, its number chosen by Xvfb itself. Its
+  # size is the desktop tests' screen (tests/desktop/harness.py SCREEN): the tray's end-to-end test runs on it,
+  # because Wine's desktop process, which docks tray icons and draws balloons, lives on the prefix's display.
   local fd_file="$RUN_DIR/display"
-  Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$fd_file" >/dev/null 2>&1 &
+  Xvfb -displayfd 3 -screen 0 1366x768x24 -nolisten tcp 3>"$fd_file" >/dev/null 2>&1 &
   XVFB_PID=$!
   for _ in $(seq 100); do [ -s "$fd_file" ] && break; sleep 0.1; done
   [ -s "$fd_file" ] || die "Xvfb did not start"
@@ -120,6 +125,21 @@ ensure_packages() {
     apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
   else
     die "need $APT_PACKAGES (run as root to install them)"
+  fi
+}
+
+ensure_tray_packages() {
+  local missing="" cmd
+  for cmd in trayer xdotool tesseract; do command -v "$cmd" >/dev/null || missing=1; done
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing $TRAY_APT_PACKAGES"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $TRAY_APT_PACKAGES >/dev/null
+  else
+    die "need $TRAY_APT_PACKAGES for the tray's end-to-end test (run as root to install them)"
   fi
 }
 
@@ -271,8 +291,7 @@ cmd_smoke() {
   t1=$(date +%s.%N)
   local rc=0
   "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" timeout 300 wine "$exe" upload "$(winpath "$REPO/examples/scan-001")" \
-    --dataset scan-001 --investigation smoke 2>&1 | cat >"$OUT/smoke.log" || rc=$?
-  rc=${PIPESTATUS[0]}
+    --dataset scan-001 --investigation smoke 2>&1 | cat >"$OUT/smoke.log" || rc=$?   # pipefail: wine's code
   log "frozen upload: exit $rc in $(elapsed "$t1") s"
   [ "$rc" = 0 ] || { cat "$OUT/smoke.log" >&2; die "frozen upload exited $rc"; }
   # Verified independently of the app: the tree arrived byte for byte, plus the manifest.
@@ -281,18 +300,28 @@ cmd_smoke() {
   [ -f "$home/storage/smoke/scan-001/ro-crate-metadata.json" ] || die "no manifest on storage"
   "${bare[@]}" DATAUPLOADER_HOME="$(winpath "$home")" timeout 120 wine "$exe" status 2>&1 | cat | tee -a "$OUT/smoke.log" \
     | grep "complete" >/dev/null || die "status does not show the dataset complete"
-  # Hook for the frozen tray's end-to-end flow under Wine: tests/desktop/test_tray_e2e.py runs any tray command
-  # given in DATAUPLOADER_TRAY_CMD (build/linux.sh uses it for the frozen Linux tray). Under Wine the command is
-  # `wine <app>\DataUploaderTray.exe`, the host trayer (pystray's win32 icon docks there via XEmbed), paths typed
-  # as Z:\..., and the success notification is a win32 balloon to find on screen, not on D-Bus: the harness needs
-  # those three adaptations first, so this step is not run yet (DU_WINE_TRAY_E2E=1 tries it).
-  if [ -n "${DU_WINE_TRAY_E2E:-}" ] && [ -x "$REPO/.venv/bin/python" ]; then
-    (cd "$REPO" && DATAUPLOADER_TRAY_CMD="wine $app/DataUploaderTray.exe" "$REPO/.venv/bin/python" -m pytest -q \
-      -p no:cacheprovider tests/desktop/test_tray_e2e.py) || die "frozen tray e2e under Wine failed"
-  else
-    log "frozen tray e2e under Wine: not run (hook: DU_WINE_TRAY_E2E=1; see build/README.md)"
-  fi
   log "smoke test passed in $((SECONDS - t0)) s"
+}
+
+# The frozen tray's end-to-end flow (tests/desktop/test_tray_wine.py), run by the Linux test environment's pytest
+# on this run's display and prefix: trayer hosts the icon, DataUploaderTray.exe runs with an empty home and no
+# Python or rclone reachable; menu, dialog, files on storage, Stop sync, the balloon read off the screen, Quit.
+cmd_tray() {
+  local app="$OUT/dist/datauploader" t0=$SECONDS rc=0
+  [ -f "$app/DataUploaderTray.exe" ] || die "no frozen app; run: $0 freeze"
+  local py=${DU_WINE_TRAY_PYTHON:-$REPO/.venv/bin/python}
+  "$py" -c "import pytest, PIL, Xlib" 2>/dev/null \
+    || die "the tray test runs on Linux with the project's test venv: python3 -m venv .venv && .venv/bin/pip install -e '.[test]' (or set DU_WINE_TRAY_PYTHON)"
+  ensure_tray_packages
+  start_wine
+  rm -rf "$OUT/tray-e2e"
+  (cd "$REPO" && DATAUPLOADER_WINE_TRAY="$app/DataUploaderTray.exe" DATAUPLOADER_UI_ARTIFACTS="$OUT/tray-e2e" \
+    "$py" -m pytest -q -p no:cacheprovider -rs tests/desktop/test_tray_wine.py) 2>&1 | tee "$OUT/tray.log" >&2 \
+    || rc=$?   # pipefail: pytest's code
+  local left; left=$(leftovers)
+  [ -z "$left" ] || { rc=1; log "Windows processes left running after the tray test:"; printf '  %s\n' "$left" >&2; }
+  log "frozen tray e2e under Wine: exit $rc in $((SECONDS - t0)) s (screenshots: $OUT/tray-e2e, log: $OUT/tray.log)"
+  [ "$rc" = 0 ] || die "frozen tray e2e under Wine failed"
 }
 
 # --- (d) installer --------------------------------------------------------------------------------------------
@@ -340,17 +369,19 @@ main() {
     test) cmd_test "$@" ;;
     freeze) cmd_freeze ;;
     smoke) cmd_smoke ;;
+    tray) cmd_tray ;;
     installer) cmd_installer ;;
     all)
       local rc=0
       t=$SECONDS; cmd_test "$@" || rc=$?; times+=("test $((SECONDS - t)) s (exit $rc)")
       t=$SECONDS; cmd_freeze; times+=("freeze $((SECONDS - t)) s")
       t=$SECONDS; cmd_smoke; times+=("smoke $((SECONDS - t)) s")
+      if [ "${DU_WINE_TRAY_E2E:-1}" != 0 ]; then t=$SECONDS; cmd_tray; times+=("tray e2e $((SECONDS - t)) s"); fi
       t=$SECONDS; cmd_installer; times+=("installer $((SECONDS - t)) s")
       log "times: ${times[*]}; total $((SECONDS - t0)) s"
       return "$rc"
       ;;
-    *) die "unknown command '$cmd' (setup|test|freeze|smoke|installer|all)" ;;
+    *) die "unknown command '$cmd' (setup|test|freeze|smoke|tray|installer|all)" ;;
   esac
   log "$cmd done; total $((SECONDS - t0)) s"
 }

@@ -141,16 +141,50 @@ def parse_notify_calls(text: str) -> list[NotifyCall]:
     return calls
 
 
-class Desktop:
-    """Xvfb + private session bus + dunst + dbus-monitor (+ a tray host), torn down in reverse order."""
+@dataclass(frozen=True)
+class XWindow:
+    """A mapped top-level window as the X server sees it (``wm_class`` is the instance name, e.g. a Wine
+    program's lower-cased ``.exe`` name)."""
 
-    def __init__(self, base: Path, *, host: str | None = None, notifications: bool = True) -> None:
+    wid: int
+    name: str
+    wm_class: str
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.x + self.width, self.y + self.height
+
+
+class Desktop:
+    """Xvfb + private session bus + dunst + dbus-monitor (+ a tray host), torn down in reverse order.
+
+    ``display`` attaches to an X server someone else runs instead of starting Xvfb: Wine's desktop process
+    (which docks tray icons and draws their balloons) lives on the display its prefix first used, so a test of a
+    Windows program runs on that one. ``bus=False`` starts no D-Bus, dunst or monitor (a Windows program never
+    talks to them)."""
+
+    def __init__(
+        self,
+        base: Path,
+        *,
+        host: str | None = None,
+        notifications: bool = True,
+        display: str | None = None,
+        bus: bool = True,
+    ) -> None:
         assert host in (None, *TRAY_HOSTS), host
+        assert bus or not notifications, "notifications need the bus"
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.notifications = notifications
-        self.display = ""
+        self.bus = bus
+        self._own_display = display is None
+        self.display = display or ""
         self.bus_address = ""
         self._bus_pid: int | None = None
         self._procs: list[Proc] = []
@@ -172,15 +206,19 @@ class Desktop:
 
     def _start(self) -> None:
         self.runtime_dir.mkdir(mode=0o700, exist_ok=True)
-        self._start_xvfb()
-        self._start_bus()
-        self._spawn(
-            "dbus-monitor",
-            ["dbus-monitor", "--session", "interface='org.freedesktop.Notifications',member='Notify'"],
-            stdout_file=self.monitor_log,
-        )
-        # The monitor prints NameAcquired/NameLost once it is listening; calls made before that are lost.
-        wait_until(lambda: self.monitor_log.stat().st_size > 0, START_TIMEOUT, "dbus-monitor to listen")
+        if self._own_display:
+            self._start_xvfb()
+        elif not self._display_ready():
+            raise RuntimeError(f"cannot open the X display {self.display!r}")
+        if self.bus:
+            self._start_bus()
+            self._spawn(
+                "dbus-monitor",
+                ["dbus-monitor", "--session", "interface='org.freedesktop.Notifications',member='Notify'"],
+                stdout_file=self.monitor_log,
+            )
+            # The monitor prints NameAcquired/NameLost once it is listening; calls made before that are lost.
+            wait_until(lambda: self.monitor_log.stat().st_size > 0, START_TIMEOUT, "dbus-monitor to listen")
         if self.notifications:
             self._spawn("dunst", ["dunst", "-config", "/dev/null"])
             wait_until(lambda: self.name_has_owner("org.freedesktop.Notifications"), START_TIMEOUT, "dunst")
@@ -295,11 +333,14 @@ class Desktop:
             env.pop(k, None)
         env.update(
             DISPLAY=self.display,
-            DBUS_SESSION_BUS_ADDRESS=self.bus_address,
             NO_AT_BRIDGE="1",
             XDG_RUNTIME_DIR=str(self.runtime_dir),
             GDK_BACKEND="x11",
         )
+        if self.bus:
+            env["DBUS_SESSION_BUS_ADDRESS"] = self.bus_address
+        else:  # nothing of the caller's session leaks in
+            env.pop("DBUS_SESSION_BUS_ADDRESS", None)
         env.update(extra or {})
         return env
 
@@ -470,6 +511,71 @@ class Desktop:
         save.parent.mkdir(parents=True, exist_ok=True)
         img.save(save)
         return img
+
+    # ---------------------------------------------------------------------------------------------- windows
+
+    def windows(self) -> list[XWindow]:
+        """The mapped top-level windows, bottom to top (the X stacking order), override-redirect ones too:
+        menus, tooltips and balloons of Windows programs under Wine are such windows, with no title."""
+        from Xlib import X
+        from Xlib import display as xdisplay
+        from Xlib.error import XError
+
+        d = xdisplay.Display(self.display)
+        found = []
+        try:
+            for w in d.screen().root.query_tree().children:
+                try:
+                    if w.get_attributes().map_state != X.IsViewable:
+                        continue
+                    g = w.get_geometry()
+                    cls = w.get_wm_class()
+                    name = w.get_wm_name()
+                except XError:  # gone while we looked
+                    continue
+                found.append(
+                    XWindow(
+                        w.id,
+                        name if isinstance(name, str) else "",
+                        cls[0] if cls else "",
+                        g.x,
+                        g.y,
+                        g.width,
+                        g.height,
+                    )
+                )
+        finally:
+            d.close()
+        return found
+
+    def wait_for_new_window(
+        self,
+        before: list[XWindow],
+        what: str,
+        accept: Callable[[XWindow], bool] = lambda w: True,
+        timeout: float = 15.0,
+    ) -> XWindow:
+        """The top-most mapped window, not in ``before``, that ``accept`` takes."""
+        old = {w.wid for w in before}
+
+        def look() -> XWindow | None:
+            new = [w for w in self.windows() if w.wid not in old and accept(w)]
+            return new[-1] if new else None
+
+        return wait_until(look, timeout, what, interval=0.1)  # type: ignore[no-any-return]
+
+    def read_text(self, img: Image.Image) -> str:
+        """The text in ``img``, read by tesseract (OCR): enough to tell which message a small window shows.
+        Scaled up four times first; small UI fonts are read far more reliably that way."""
+        big = img.convert("L").resize((img.width * 4, img.height * 4), Image.Resampling.BICUBIC)
+        path = self.base / "ocr.png"
+        big.save(path)
+        out = subprocess.run(
+            ["tesseract", str(path), "-", "--psm", "6"], capture_output=True, text=True, timeout=60
+        )
+        if out.returncode != 0:
+            raise AssertionError(f"tesseract failed: {out.stderr.strip()}")
+        return out.stdout
 
 
 @contextlib.contextmanager
