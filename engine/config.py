@@ -30,6 +30,7 @@ CATALOGUES = ("local", "scicat")
 RCLONE_ENV = "DATAUPLOADER_RCLONE"
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+_WINDOWS_FOLDER = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")  # written the Windows way: C:\ or \\server
 
 _DURATION = re.compile(
     r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)?\s*$", re.IGNORECASE
@@ -147,6 +148,31 @@ def is_local_path(storage: str) -> bool:
         return True
     head = storage.split("/", 1)[0]
     return ":" not in head
+
+
+def split_remote(fs: str) -> tuple[str, str]:
+    """An rclone path split into its remote part and its path: ``remote:bucket/x`` → (``remote:``,
+    ``bucket/x``); ``:webdav,url='http://h/':base`` → (``:webdav,url='http://h/':``, ``base``); a plain folder →
+    (``""``, the folder). Colons inside quoted connection parameters do not end the remote part."""
+    if is_local_path(fs):
+        return "", fs
+    quote_char: str | None = None
+    for i, c in enumerate(fs):
+        if i == 0 and c == ":":
+            continue  # an on-the-fly backend (":webdav,...:path")
+        if quote_char:
+            if c == quote_char:
+                quote_char = None
+        elif c in "'\"":
+            quote_char = c
+        elif c == ":":
+            return fs[: i + 1], fs[i + 1 :]
+    return "", fs
+
+
+def is_windows_folder(path: str) -> bool:
+    """``C:\\data`` or ``\\\\server\\share``: joined with backslashes, never prefixed with ``/``."""
+    return bool(_WINDOWS_FOLDER.match(path))
 
 
 def normalize_storage(storage: str, base: Path) -> str:

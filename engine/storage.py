@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backoff import backoff
+from engine.config import is_windows_folder, split_remote
 from engine.errors import StorageError, StorageUnreachableError
 from engine.gate import TransferGate
 from engine.rclone.daemon import RcloneDaemon, RcloneError
@@ -79,9 +80,6 @@ def redact_fs(fs: str) -> str:
     return redact(fs)
 
 
-_WINDOWS_FOLDER = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
-
-
 def join_fs(root: str, *parts: str) -> str:
     """Join an rclone path (``/data``, ``C:\\data``, ``remote:``, ``remote:bucket``, ``:webdav,url=...:``) with
     sub-folders. A Windows folder is joined with backslashes, so what the catalogue records (``sourceFolder``) and
@@ -89,7 +87,7 @@ def join_fs(root: str, *parts: str) -> str:
     clean = [p.strip("/") for p in parts if p and p.strip("/")]
     if not clean:
         return root
-    joiner = "\\" if _WINDOWS_FOLDER.match(root) else "/"
+    joiner = "\\" if is_windows_folder(split_remote(root)[1]) else "/"
     sep = "" if root.endswith((":", "/", "\\")) else joiner
     return root + sep + joiner.join(c.replace("/", joiner) for c in clean)
 

@@ -27,7 +27,8 @@ from engine.catalogue import scicat as scicat_module
 from engine.catalogue.scicat import SciCatCatalogue, storage_path
 from engine.config import SciCatSettings
 from engine.credentials import STORE_ENV, TokenStore
-from tests.conftest import Cli, ensure_stopped, tree_bytes, wait_for, write_tree
+from engine.storage import join_fs
+from tests.conftest import Cli, ensure_stopped, posix_signals, tree_bytes, wait_for, write_tree
 from tests.fake_scicat import ApiError, FakeSciCat, FakeUser, Problem, _Ctx, _obsolete_400
 from tests.test_scicat import configure, expected, listed, login, make_files, only_dataset, route, run_input
 
@@ -344,15 +345,16 @@ def test_10_source_folder_is_a_path_never_a_connection_string(
 ) -> None:
     store = tmp_path / "store"
     store.mkdir()
+    storage = json.dumps(f":local,no_preallocate=true:{store}")  # a TOML string: Windows paths escaped
     cli.write_config(
-        f'[profiles.default]\nstorage = ":local,no_preallocate=true:{store}"\ncatalogue = "scicat"\n'
+        f'[profiles.default]\nstorage = {storage}\ncatalogue = "scicat"\n'
         f'[profiles.default.scicat]\nurl = "{sc.url}"\n'
     )
     login(cli)
     src = tmp_path / "src"
     make_files(src, 2)
     assert cli("upload", str(src), "--dataset", "d", "--investigation", "p1234").code == 0
-    assert only_dataset(sc)["sourceFolder"] == f"{store}/p1234/d"
+    assert only_dataset(sc)["sourceFolder"] == str(store / "p1234" / "d")
     configure(cli, sc, 'source_folder = "/gpfs/raw/{investigation}/{dataset}"\nowner_group = "p1234"')
     assert cli("upload", str(src), "--dataset", "e", "--investigation", "p1234").code == 0
     r = cli("upload", str(src), "--dataset", "f", "--pi", "pi@example.org")
@@ -361,7 +363,7 @@ def test_10_source_folder_is_a_path_never_a_connection_string(
     assert cli("upload", str(src), "--dataset", "g", "--investigation", "p1234").code == 0
     folders = {d["datasetName"]: d["sourceFolder"] for d in sc.datasets.values()}
     assert folders == {
-        "d": f"{store}/p1234/d",
+        "d": str(store / "p1234" / "d"),
         "e": "/gpfs/raw/p1234/e",
         "f": "/gpfs/raw/f",
         "g": "/archive/root/p1234/g",
@@ -372,6 +374,11 @@ def test_10_source_folder_is_a_path_never_a_connection_string(
     )
     assert storage_path("facility,pass=***:bucket/raw/d") == "/bucket/raw/d"
     assert storage_path("C:\\data\\raw") == "C:\\data\\raw"
+    # a Windows folder behind a connection string: one kind of separator, no "/" in front
+    location = join_fs(":local,no_preallocate=true:C:\\data", "p1", "d")
+    assert location == ":local,no_preallocate=true:C:\\data\\p1\\d"
+    assert storage_path(location) == "C:\\data\\p1\\d"
+    assert join_fs("C:/data", "p1", "d") == "C:/data/p1/d"  # written with slashes: kept so
     configure(cli, sc, 'source_folder = "/raw/{proposal}"')
     r = cli("whoami")
     assert r.code == 2 and "{proposal}" in r.err
@@ -508,7 +515,7 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, s
 def test_12_login_says_why_before_asking_for_a_password(cli: Cli, tmp_path: Path) -> None:
     def profile(url: str, extra: str = "") -> None:
         cli.write_config(
-            f'[profiles.default]\nstorage = "{cli.storage}"\ncatalogue = "scicat"\n'
+            f'[profiles.default]\nstorage = {json.dumps(str(cli.storage))}\ncatalogue = "scicat"\n'
             f'[profiles.default.scicat]\nurl = "{url}"\n{extra}\n'
         )
 
@@ -581,6 +588,7 @@ def test_12_unknown_host_and_connect_timeout_are_told_apart(
 # ---------------------------------------------------------------------- acceptance: 300-file sync dataset
 
 
+@posix_signals
 def test_acceptance_sync_dataset_of_300_files_re_uploaded_without_journal(
     cli: Cli, sc: FakeSciCat, tmp_path: Path
 ) -> None:

@@ -70,7 +70,7 @@ from engine.catalogue.scicat_reasons import (
     message_fields,
     unreachable_reason,
 )
-from engine.config import SciCatSettings, is_local_path
+from engine.config import SciCatSettings, is_windows_folder, split_remote
 from engine.credentials import TokenStore
 from engine.errors import Action
 
@@ -129,8 +129,10 @@ def storage_path(fs: str) -> str:
     """The path part of an rclone path, without remote name, connection parameters or credentials:
     ``/data/x`` → ``/data/x``; ``remote:bucket/x`` → ``/bucket/x``; ``:webdav,url='http://h/':base/x`` →
     ``/base/x``. It is what an archive system can make sense of; the connection string is not."""
-    if is_local_path(fs):
-        return fs
+    remote, path = split_remote(fs)
+    if not remote or is_windows_folder(path):
+        return path
+    return "/" + path.lstrip("/")
     quote_char: str | None = None
     for i, c in enumerate(fs):
         if i == 0 and c == ":":
