@@ -716,6 +716,7 @@ class FakeSciCat:
         self._requests: list[RecordedRequest] = []
         self._down_mode: str | None = None
         self._down_until: float | None = None
+        self._down_seconds: float | None = None
         self._down_count: int | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -841,20 +842,29 @@ class FakeSciCat:
     def now(self) -> float:
         return time.time() + self._clock_offset
 
-    def set_down(self, mode: str = "503", *, seconds: float | None = None, count: int | None = None) -> None:
+    def set_down(
+        self,
+        mode: str = "503",
+        *,
+        seconds: float | None = None,
+        count: int | None = None,
+        from_first_request: bool = False,
+    ) -> None:
         """Catalogue down: ``"503"`` answers 503 (an HTML proxy page), ``"drop"`` closes the connection
-        without an answer. For ``seconds`` (wall clock) and/or the next ``count`` requests; neither = until
-        :meth:`set_up`."""
+        without an answer. For ``seconds`` (wall clock; with ``from_first_request``, counted from the first
+        request that meets the outage, so a slow-starting client still meets it) and/or the next ``count``
+        requests; neither = until :meth:`set_up`."""
         if mode not in ("503", "drop"):
             raise ValueError("mode must be '503' or 'drop'")
         with self.lock:
             self._down_mode = mode
-            self._down_until = None if seconds is None else time.monotonic() + seconds
+            self._down_seconds = seconds if from_first_request else None
+            self._down_until = None if seconds is None or from_first_request else time.monotonic() + seconds
             self._down_count = count
 
     def set_up(self) -> None:
         with self.lock:
-            self._down_mode = self._down_until = self._down_count = None
+            self._down_mode = self._down_until = self._down_count = self._down_seconds = None
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -915,6 +925,8 @@ class FakeSciCat:
         with self.lock:
             if self._down_mode is None:
                 return None
+            if self._down_seconds is not None:  # the outage's clock starts now
+                self._down_until, self._down_seconds = time.monotonic() + self._down_seconds, None
             if self._down_until is not None and time.monotonic() >= self._down_until:
                 self.set_up()
                 return None

@@ -279,7 +279,7 @@ def test_catalogue_down_for_a_while_uploads_go_on(cli: Cli, sc: FakeSciCat, tmp_
     src = tmp_path / "src"
     make_files(src, 4)
     sc.clear_requests()
-    sc.set_down("drop", seconds=3)
+    sc.set_down("drop", seconds=3, from_first_request=True)  # (under Wine the CLI alone takes 2-4 s to start)
     r = cli("upload", str(src), "--dataset", "d", "--investigation", "p1234")
     assert r.code == 0, (r.out, r.err)
     assert "uploading anyway" in r.err  # it did not wait for the catalogue to move the data
