@@ -133,18 +133,6 @@ def storage_path(fs: str) -> str:
     if not remote or is_windows_folder(path):
         return path
     return "/" + path.lstrip("/")
-    quote_char: str | None = None
-    for i, c in enumerate(fs):
-        if i == 0 and c == ":":
-            continue  # an on-the-fly backend (":webdav,...:path")
-        if quote_char:
-            if c == quote_char:
-                quote_char = None
-        elif c in "'\"":
-            quote_char = c
-        elif c == ":":
-            return "/" + fs[i + 1 :].lstrip("/")
-    return fs
 
 
 def _same_value(have: Any, want: MetaValue) -> bool:
