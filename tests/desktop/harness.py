@@ -415,6 +415,14 @@ class Desktop:
             img.save(save)
         return img
 
+    def around(self, x: int, y: int, r: int) -> Image.Image:
+        """The screen within ``r`` pixels of (x, y): a tray icon, compared before and after a change."""
+        return self.screenshot().crop((x - r, max(0, y - r), x + r, y + r)).convert("RGB")
+
+    def save_enlarged(self, x: int, y: int, path: Path, r: int = 20) -> None:
+        """An icon and its surroundings, enlarged four times, so a person can judge its badge."""
+        self.around(x, y, r).resize((8 * r, 8 * r), Image.Resampling.NEAREST).save(path)
+
     def changed_box(
         self, before: Image.Image, after: Image.Image | None = None
     ) -> tuple[int, int, int, int] | None:

@@ -57,16 +57,10 @@ class Tray:
         self.with_icon = d.screenshot()
 
     def shot_icon(self, name: str) -> None:
-        """The icon and its surroundings, enlarged four times, so its badge can be judged."""
-        img = self.d.screenshot().crop((self.x - 20, max(0, self.y - 20), self.x + 20, self.y + 20))
-        img.resize((160, 160), Image.Resampling.NEAREST).save(self.art / name)
+        self.d.save_enlarged(self.x, self.y, self.art / name)
 
     def icon(self) -> Image.Image:
-        return (
-            self.d.screenshot()
-            .crop((self.x - 12, max(0, self.y - 12), self.x + 12, self.y + 12))
-            .convert("RGB")
-        )
+        return self.d.around(self.x, self.y, 12)
 
     def wait_icon_changes(self, ref: Image.Image, timeout: float = 15) -> Image.Image:
         """Wait until the icon looks different from ``ref`` (an earlier :meth:`icon`); return the new look."""
@@ -138,6 +132,29 @@ def dialog(d: Desktop, title: str, art: Path, shot: str) -> str:
     return wid
 
 
+def fill_sync_dialog(d: Desktop, wid: str, folder: str, art: Path, settle: float = 0.0) -> None:
+    """What a scientist types into "Start sync for dataset…": the folder, the dataset ``scan-042``, no
+    investigation (the embedded default); then OK."""
+    d.type(folder)
+    d.key("Tab")
+    d.type("scan-042")
+    d.key("Tab")  # Investigation: left empty on the embedded default
+    time.sleep(settle)
+    d.capture_window(wid, art / "dialog-sync-filled.png")
+    d.key("Return")
+    d.window_gone(wid)
+
+
+def write_scan(data: Path) -> dict[str, bytes]:
+    """The instrument writes three frames in chunks while the sync runs; returns every file the dataset must
+    hold on storage (``early.dat`` was there before the sync started)."""
+    files = {f"frame_{i:03}.raw": os.urandom(200_000 + i) for i in range(3)}
+    for name, payload in files.items():
+        write_in_chunks(data / name, payload)
+    files["early.dat"] = (data / "early.dat").read_bytes()
+    return files
+
+
 def write_in_chunks(path: Path, data: bytes, chunks: int = 4, pause: float = 0.15) -> None:
     with path.open("wb") as fh:
         step = -(-len(data) // chunks)
@@ -168,19 +185,10 @@ def test_sync_through_the_menu(
 
     tray.menu(1, shot="menu-1-idle.png")  # Start sync for dataset…
     wid = dialog(d, "Start sync for dataset", artifacts, "dialog-sync-empty.png")
-    d.type(str(data))
-    d.key("Tab")
-    d.type("scan-042")
-    d.key("Tab")  # Investigation: left empty on the embedded default
-    d.capture_window(wid, artifacts / "dialog-sync-filled.png")
-    d.key("Return")
-    d.window_gone(wid)
+    fill_sync_dialog(d, wid, str(data), artifacts)
 
     dest = home / "storage" / "scan-042"
-    files = {f"frame_{i:03}.raw": os.urandom(200_000 + i) for i in range(3)}
-    for name, payload in files.items():
-        write_in_chunks(data / name, payload)
-    files["early.dat"] = (data / "early.dat").read_bytes()
+    files = write_scan(data)
     wait_until(lambda: dest.exists() and tree_bytes(dest) == files, 30, "the files on storage, intact")
     tray.wait_icon_changes(idle)
     tray.shot_icon("icon-2-syncing.png")

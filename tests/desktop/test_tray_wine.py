@@ -27,7 +27,7 @@ from PIL import Image, ImageChops
 
 from tests.conftest import tree_bytes
 from tests.desktop.harness import Desktop, XWindow, wait_until
-from tests.desktop.test_tray_e2e import dialog, write_in_chunks
+from tests.desktop.test_tray_e2e import dialog, fill_sync_dialog, write_scan
 from tests.desktop.wine import WineApp, winpath
 
 APP = WineApp.from_env()
@@ -89,15 +89,10 @@ class WineTray:
         self.d.xdotool("mousemove", "2", "766")
 
     def shot_icon(self, name: str) -> None:
-        img = self.d.screenshot().crop((self.x - 20, max(0, self.y - 20), self.x + 20, self.y + 20))
-        img.resize((160, 160), Image.Resampling.NEAREST).save(self.art / name)
+        self.d.save_enlarged(self.x, self.y, self.art / name)
 
     def icon(self) -> Image.Image:
-        return (
-            self.d.screenshot()
-            .crop((self.x - 10, max(0, self.y - 10), self.x + 10, self.y + 10))
-            .convert("RGB")
-        )
+        return self.d.around(self.x, self.y, 10)
 
     def wait_icon_changes(self, ref: Image.Image, timeout: float = 30) -> None:
         wait_until(
@@ -168,20 +163,10 @@ def test_frozen_windows_tray_sync_balloon_quit(
 
     tray.menu(1, shot="menu-1-idle.png")  # Start sync for dataset…
     wid = dialog(d, "Start sync for dataset", artifacts, "dialog-sync-empty.png")
-    d.type(winpath(data))
-    d.key("Tab")
-    d.type("scan-042")
-    d.key("Tab")  # Investigation: left empty on the embedded default
-    time.sleep(0.3)
-    d.capture_window(wid, artifacts / "dialog-sync-filled.png")
-    d.key("Return")
-    d.window_gone(wid)
+    fill_sync_dialog(d, wid, winpath(data), artifacts, settle=0.3)
 
     dest = home / "storage" / "scan-042"
-    files = {f"frame_{i:03}.raw": os.urandom(200_000 + i) for i in range(3)}
-    for name, payload in files.items():
-        write_in_chunks(data / name, payload)
-    files["early.dat"] = (data / "early.dat").read_bytes()
+    files = write_scan(data)
     wait_until(lambda: dest.exists() and tree_bytes(dest) == files, 60, "the files on storage, intact")
     # The rclone that moved them is the app's own (nothing else is reachable): _internal\rclone.exe.
     rclones = APP.processes("rclone.exe")
