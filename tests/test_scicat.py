@@ -70,6 +70,15 @@ def login(cli: Cli, user: str = "alice", password: str = "secret") -> Result:
     return r
 
 
+def logged_in_with_files(cli: Cli, sc: FakeSciCat, tmp_path: Path, n: int) -> Path:
+    """The usual start: a SciCat profile, alice logged in, ``n`` files in ``tmp_path/src``."""
+    configure(cli, sc)
+    login(cli)
+    src = tmp_path / "src"
+    make_files(src, n)
+    return src
+
+
 def make_files(src: Path, n: int, prefix: str = "frame") -> dict[str, bytes]:
     files = {
         f"{prefix}_{i:02d}.bin" if i % 2 else f"sub/{prefix}_{i:02d}.bin": os.urandom(1000 + i)
@@ -209,10 +218,7 @@ def test_origdatablocks_are_chunked(cli: Cli, sc: FakeSciCat, tmp_path: Path) ->
 
 
 def test_invalid_metadata_stops_before_any_transfer(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     # The real server validates more than the SDK models (e.g. a metadata schema): answer like it does.
     route(sc, "POST", "datasets", "isValid").handler = lambda ctx: (
         200,
@@ -274,10 +280,7 @@ def test_proposals_list_create_and_403(cli: Cli, sc: FakeSciCat, tmp_path: Path)
 
 
 def test_catalogue_down_for_a_while_uploads_go_on(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 4)
+    src = logged_in_with_files(cli, sc, tmp_path, 4)
     sc.clear_requests()
     sc.set_down("drop", seconds=3, from_first_request=True)  # (under Wine the CLI alone takes 2-4 s to start)
     r = cli("upload", str(src), "--dataset", "d", "--investigation", "p1234")
@@ -289,10 +292,7 @@ def test_catalogue_down_for_a_while_uploads_go_on(cli: Cli, sc: FakeSciCat, tmp_
 
 
 def test_lost_answer_is_not_registered_twice(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     block_route = route(sc, "POST", "datasets", "{pid}", "origdatablocks")
     original = block_route.handler
     calls = []
@@ -315,10 +315,7 @@ def test_lost_answer_is_not_registered_twice(cli: Cli, sc: FakeSciCat, tmp_path:
 def test_crash_between_upload_and_registration_registers_once(
     cli: Cli, sc: FakeSciCat, tmp_path: Path
 ) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 5)
+    src = logged_in_with_files(cli, sc, tmp_path, 5)
     block_route = route(sc, "POST", "datasets", "{pid}", "origdatablocks")
     original = block_route.handler
     stored = threading.Event()
@@ -383,10 +380,7 @@ def test_login_expires_mid_sync_registrations_queue_then_flush(
 
 
 def test_batch_ending_logged_out_exits_1_and_says_log_in(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     block_route = route(sc, "POST", "datasets", "{pid}", "origdatablocks")
     original = block_route.handler
 

@@ -30,7 +30,17 @@ from engine.credentials import STORE_ENV, TokenStore
 from engine.storage import join_fs
 from tests.conftest import Cli, ensure_stopped, posix_signals, tree_bytes, wait_for, write_tree
 from tests.fake_scicat import ApiError, FakeSciCat, FakeUser, Problem, _Ctx, _obsolete_400
-from tests.test_scicat import configure, expected, listed, login, make_files, only_dataset, route, run_input
+from tests.test_scicat import (
+    configure,
+    expected,
+    listed,
+    logged_in_with_files,
+    login,
+    make_files,
+    only_dataset,
+    route,
+    run_input,
+)
 
 USERS = [
     FakeUser("alice", "secret", "alice@example.org", ("p1234", "staff")),
@@ -111,10 +121,7 @@ def test_1_more_than_100_blocks_a_lost_answer_is_not_registered_twice(
 def test_2_date_like_names_are_found_again_after_a_lost_journal(
     cli: Cli, sc: FakeSciCat, tmp_path: Path
 ) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     args = ("upload", str(src), "--dataset", "scan-001", "--investigation", "2024-001")
     assert cli(*args).code == 0
     (cli.home / "journal.sqlite").unlink()  # a lost journal (or a crash between create and the journal write)
@@ -150,10 +157,7 @@ def test_3_a_changed_file_replaces_its_entry_and_the_totals_stay_right(
 
 
 def test_4_a_revoked_login_says_log_in_again(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     block_route = route(sc, "POST", "datasets", "{pid}", "origdatablocks")
     original = block_route.handler
 
@@ -208,10 +212,7 @@ def test_5_admin_and_functional_accounts_see_every_investigation(cli: Cli, sc: F
 
 
 def test_6_re_runs_keep_what_curators_edited(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     args = ("upload", str(src), "--dataset", "d", "--investigation", "p1234", "--description", "first")
     assert cli(*args, "--meta", "sample=LaB6").code == 0
     pid = only_dataset(sc)["pid"]
@@ -242,10 +243,7 @@ def test_6_re_runs_keep_what_curators_edited(cli: Cli, sc: FakeSciCat, tmp_path:
 
 
 def test_7_scicat_reasons_are_shown_as_readable_lines(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 2)
+    src = logged_in_with_files(cli, sc, tmp_path, 2)
     valid = route(sc, "POST", "datasets", "isValid")
     original = valid.handler
     valid.handler = lambda ctx: (
@@ -299,10 +297,7 @@ def test_8_v4_totals_stay_true(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None
 def test_9_finalise_leaves_the_lifecycle_to_archive_managers(
     cli: Cli, sc: FakeSciCat, tmp_path: Path
 ) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     args = ("upload", str(src), "--dataset", "d", "--investigation", "p1234")
     assert cli(*args).code == 0
     pid = only_dataset(sc)["pid"]
@@ -427,10 +422,7 @@ def test_11_pi_and_title_come_from_the_user_never_from_a_functional_account(
 
 
 def test_12_creation_and_end_time_are_the_data_s(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 3)
+    src = logged_in_with_files(cli, sc, tmp_path, 3)
     for i, f in enumerate(sorted(p for p in src.rglob("*") if p.is_file())):
         os.utime(f, (1_700_000_000 + i * 60, 1_700_000_000 + i * 60))
     assert cli("upload", str(src), "--dataset", "d", "--investigation", "p1234").code == 0
@@ -440,10 +432,7 @@ def test_12_creation_and_end_time_are_the_data_s(cli: Cli, sc: FakeSciCat, tmp_p
 
 
 def test_12_meta_values_keep_their_types(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 2)
+    src = logged_in_with_files(cli, sc, tmp_path, 2)
     meta = ["temperature = 300", "gap=2.5 mm", "count=-1.5e3", 'label="300 K"', "sample=LaB6", "weird=2 3 K"]
     args = [a for m in meta for a in ("--meta", m)]
     r = cli("upload", str(src), "--dataset", "d", "--investigation", "p1234", *args)
@@ -463,10 +452,7 @@ def test_12_meta_values_keep_their_types(cli: Cli, sc: FakeSciCat, tmp_path: Pat
 
 
 def test_12_the_manifest_is_on_storage_but_not_registered(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
-    configure(cli, sc)
-    login(cli)
-    src = tmp_path / "src"
-    make_files(src, 4)
+    src = logged_in_with_files(cli, sc, tmp_path, 4)
     assert cli("upload", str(src), "--dataset", "d", "--investigation", "p1234").code == 0
     pid = only_dataset(sc)["pid"]
     assert (cli.storage / "p1234" / "d" / "ro-crate-metadata.json").is_file()
