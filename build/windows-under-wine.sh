@@ -113,34 +113,26 @@ leftovers() {
 }
 
 # --- setup ----------------------------------------------------------------------------------------------------
-ensure_packages() {
+# apt_ensure "COMMANDS" "PACKAGES" [WHAT]: install PACKAGES (as root) unless every one of COMMANDS is there.
+apt_ensure() {
   local missing="" cmd
-  for cmd in wine Xvfb x86_64-w64-mingw32-gcc makensis; do command -v "$cmd" >/dev/null || missing=1; done
+  for cmd in $1; do command -v "$cmd" >/dev/null || missing=1; done
   [ -z "$missing" ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing $APT_PACKAGES"
+    log "installing $2"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+    apt-get install -y -qq --no-install-recommends $2 >/dev/null
   else
-    die "need $APT_PACKAGES (run as root to install them)"
+    die "need $2${3:+ $3} (run as root to install them)"
   fi
 }
 
+ensure_packages() { apt_ensure "wine Xvfb x86_64-w64-mingw32-gcc makensis" "$APT_PACKAGES"; }
+
 ensure_tray_packages() {
-  local missing="" cmd
-  for cmd in trayer xdotool tesseract; do command -v "$cmd" >/dev/null || missing=1; done
-  [ -z "$missing" ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing $TRAY_APT_PACKAGES"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $TRAY_APT_PACKAGES >/dev/null
-  else
-    die "need $TRAY_APT_PACKAGES for the tray's end-to-end test (run as root to install them)"
-  fi
+  apt_ensure "trayer xdotool tesseract" "$TRAY_APT_PACKAGES" "for the tray's end-to-end test"
 }
 
 ensure_python() {
