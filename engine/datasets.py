@@ -244,7 +244,7 @@ def dataset_spec(rec: DatasetRecord, *, created: float | None = None, pi: str | 
 
 def _oldest_mtime(journal: Journal, rec: DatasetRecord) -> float:
     """When the data was taken, as far as the files tell: the oldest file's mtime (the run's start if none)."""
-    oldest = min((f.mtime_ns for f in journal.iter_files(rec.id)), default=None)
+    oldest = journal.oldest_mtime_ns(rec.id)
     return rec.created if oldest is None else oldest / 1e9
 
 

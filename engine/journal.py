@@ -568,22 +568,29 @@ class Journal:
             yield from page
             after = page[-1].id
 
-    def iter_files_by_path(self, dataset_id: int, states: Sequence[str] = STATES) -> Iterator[FileRecord]:
-        """All files of a dataset in the given states, in path order (the manifest lists them so), page by page
-        along the (dataset_id, rel) index."""
+    def manifest_rows(
+        self, dataset_id: int, states: Sequence[str] = STATES
+    ) -> Iterator[tuple[str, int, str | None, int]]:
+        """``(rel, size, sha256, mtime_ns)`` of a dataset's files in the given states, in path order (the
+        manifest lists them so), page by page along the (dataset_id, rel) index. Plain rows, not records: the
+        manifest reads every file more than once."""
         marks = ",".join("?" * len(states))
         after = ""
         while True:
             rows = self._query(
-                f"SELECT {_FILE_COLS} FROM files WHERE dataset_id=? AND rel>? AND state IN ({marks}) "
-                "ORDER BY rel LIMIT 5000",
+                f"SELECT rel, size, sha256, mtime_ns FROM files WHERE dataset_id=? AND rel>? "
+                f"AND state IN ({marks}) ORDER BY rel LIMIT 5000",
                 (dataset_id, after, *states),
             )
             if not rows:
                 return
-            page = [_file(r) for r in rows]
-            yield from page
-            after = page[-1].rel
+            yield from rows
+            after = rows[-1][0]
+
+    def oldest_mtime_ns(self, dataset_id: int) -> int | None:
+        """The oldest mtime of the dataset's files (when the data was taken, as far as the files tell)."""
+        row = self._query("SELECT min(mtime_ns) FROM files WHERE dataset_id=?", (dataset_id,))
+        return None if not row or row[0][0] is None else int(row[0][0])
 
     def update_files(self, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Apply per-file column updates in one transaction. ``updates`` is ``[(file_id, {col: value})]``."""

@@ -81,8 +81,8 @@ def _recover(journal: Journal, catalogue: Catalogue, rec: DatasetRecord) -> int:
 
 
 def _crate_files(journal: Journal, dataset_id: int) -> Iterable[CrateFile]:
-    for f in journal.iter_files_by_path(dataset_id, (REGISTERED,)):
-        yield CrateFile(path=f.rel, size=f.size, sha256=f.sha256 or "", mtime=f.mtime_ns / 1e9)
+    for rel, size, sha256, mtime_ns in journal.manifest_rows(dataset_id, (REGISTERED,)):
+        yield CrateFile(path=rel, size=size, sha256=sha256 or "", mtime=mtime_ns / 1e9)
 
 
 def complete_dataset(

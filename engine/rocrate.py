@@ -8,9 +8,10 @@ of ten.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import re
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,10 @@ from engine.version import __version__
 
 MANIFEST_NAME = "ro-crate-metadata.json"
 _CONTEXT = "https://w3id.org/ro/crate/1.1/context"
+# One encoder for every entity: json.dumps with options builds a new one per call, which cost more than the
+# writing for a crate of many small files.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+_URI_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote() leaves as it is (safe="/")
 
 
 @dataclass(frozen=True)
@@ -58,17 +63,18 @@ def _default_description(dataset: CrateDataset) -> str:
 
 def file_id(rel: str) -> str:
     """RO-Crate data entity ids are URI references relative to the crate root, so names are percent-encoded."""
-    return quote(rel, safe="/")
+    return rel if _URI_SAFE.fullmatch(rel) else quote(rel, safe="/")
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds")
+    """UTC, to the second, as ISO 8601 (``2026-11-27T19:05:19+00:00``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
 
 
 def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[CrateFile]]) -> None:
     """Write the crate to ``out``. ``files`` is called twice (ids for the root, then one entity per file)."""
     with out.open("w", encoding="utf-8") as fh:
-        fh.write('{\n"@context": ' + json.dumps(_CONTEXT) + ',\n"@graph": [\n')
+        fh.write('{\n"@context": ' + _encode(_CONTEXT) + ',\n"@graph": [\n')
         _entity(
             fh,
             {
@@ -94,11 +100,11 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
         if dataset.meta:
             root["additionalProperty"] = [{"@id": f"#meta-{quote(k, safe='')}"} for k in sorted(dataset.meta)]
         # hasPart is streamed inside the root entity.
-        head = json.dumps(root, ensure_ascii=False)[:-1]
+        head = _encode(root)[:-1]
         fh.write(",\n" + head + ', "hasPart": [')
         first = True
         for f in files():
-            fh.write(("" if first else ", ") + json.dumps({"@id": file_id(f.path)}, ensure_ascii=False))
+            fh.write(("" if first else ", ") + _encode({"@id": file_id(f.path)}))
             first = False
         fh.write("]}")
         if dataset.license:
@@ -162,7 +168,7 @@ def property_value(name: str, value: Any) -> dict[str, Any]:
 
 
 def _entity(fh: IO[str], entity: dict[str, Any], lead: str = "") -> None:
-    fh.write(lead + json.dumps(entity, ensure_ascii=False))
+    fh.write(lead + _encode(entity))
 
 
 def read_crate_files(path: Path) -> Iterator[tuple[str, int, str]]:

@@ -91,7 +91,7 @@ class DatasetRun:
         try:
             skipped: list[Skipped] = []
             found = journal.stage_scan(
-                (f.rel, str(f.path(r.roots)), f.size, f.mtime_ns)
+                (f.rel, f.path(r.roots), f.size, f.mtime_ns)
                 for f in scan(
                     r.roots, r.rules, folders=self.folder_index(), on_skip=skipped.append, refuse=self.refuse
                 )

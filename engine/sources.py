@@ -52,8 +52,10 @@ class SourceFile:
     size: int
     mtime_ns: int
 
-    def path(self, roots: Sequence[SourceRoot]) -> Path:
-        return roots[self.root_index].root / self.rel
+    def path(self, roots: Sequence[SourceRoot]) -> str:
+        """The file's path as the journal stores it (joined as text: a Path per file cost more than its stat)."""
+        rel = self.rel if os.sep == "/" else self.rel.replace("/", os.sep)
+        return os.path.join(roots[self.root_index].root, rel)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ SkipCallback = Callable[[Skipped], None]
 def printable(name: str) -> str:
     """A name as a person can read it on one line: undecodable bytes (surrogate-escaped by the OS layer) as
     ``\\xNN`` and control characters as ``\\n``, ``\\t``, ``\\r`` or ``\\xNN``."""
+    if name.isprintable():  # the common case, and fast: no control characters and no undecodable bytes
+        return name
     text = os.fsencode(name).decode("utf-8", "backslashreplace")
     if not any(unicodedata.category(c) == "Cc" for c in text):
         return text
@@ -82,6 +86,8 @@ def printable(name: str) -> str:
 
 def name_problem(rel: str) -> str | None:
     """Why a dataset-relative path cannot be uploaded as it is, or None."""
+    if rel.isprintable():  # no control characters (Cc) and no surrogate escapes (Cs): the fast common case
+        return None
     if any("\udc80" <= c <= "\udcff" for c in rel):
         return "the file name is not valid UTF-8, so it cannot be stored and registered as it is; rename the file"
     bad = next((c for c in rel if unicodedata.category(c) == "Cc"), None)

@@ -327,7 +327,7 @@ class SyncRun(DatasetRun):
                 if known.get(f.rel) != (f.size, f.mtime_ns):
                     hints += 1
                     self.settler.touch(
-                        f.rel, str(f.path(self.roots)), delay=0, marker=self.rules.marker_for(f.rel)
+                        f.rel, f.path(self.roots), delay=0, marker=self.rules.marker_for(f.rel)
                     )
         except UsageError as exc:
             log.warning("reconciliation scan: %s", exc)

@@ -47,12 +47,48 @@ class Item:
 _NO_DIGEST = Digest(sha256="", alt=None, size=-1, mtime_ns=-1)
 
 
-def source_root(f: FileRecord) -> Path:
-    """The folder that ``f.rel`` is relative to (the PATH argument it came from)."""
-    path = Path(f.source)
+def source_root(f: FileRecord) -> str:
+    """The folder that ``f.rel`` is relative to (the PATH argument it came from). String operations: this runs
+    for every file of every batch, and Path objects cost more than the rest of the per-file bookkeeping."""
+    path = f.source
     for _ in range(f.rel.count("/") + 1):
-        path = path.parent
+        path = os.path.dirname(path)
     return path
+
+
+class Digests:
+    """The checksums of a batch, computed in the pool a few files per task: a Future per file cost more than
+    hashing a small file. Big files get a task each, so several hashing threads can share them."""
+
+    FILES_PER_TASK = 32
+    BYTES_PER_TASK = 32 << 20
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, files: Sequence[FileRecord], fn: Callable[[FileRecord], Digest | str]
+    ) -> None:
+        self._where: dict[int, tuple[Future[list[Digest | str]], int]] = {}
+        part: list[FileRecord] = []
+        size = 0
+        for f in files:
+            part.append(f)
+            size += f.size
+            if len(part) >= self.FILES_PER_TASK or size >= self.BYTES_PER_TASK:
+                self._submit(pool, part, fn)
+                part, size = [], 0
+        if part:
+            self._submit(pool, part, fn)
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, part: list[FileRecord], fn: Callable[[FileRecord], Digest | str]
+    ) -> None:
+        fut = pool.submit(lambda: [fn(f) for f in part])
+        for i, f in enumerate(part):
+            self._where[f.id] = (fut, i)
+
+    def get(self, f: FileRecord) -> Digest | str:
+        """The digest of ``f`` (or why it has none), waiting for its task if need be."""
+        fut, i = self._where[f.id]
+        return fut.result()[i]
 
 
 @dataclass
@@ -166,15 +202,15 @@ class BatchTransfer:
         result = BatchResult()
         seen: dict[str, RemoteFile] = {}
         t0 = time.perf_counter()
-        futures = {f.id: self.pool.submit(self.digest, f) for f in files}
+        digests = Digests(self.pool, files, self.digest)
         try:
             existing = self.existing()
             to_copy = [f for f in files if f.rel not in existing]
             present = [f for f in files if f.rel in existing]
             if present:
-                self._check_present(present, futures, result, seen, to_copy)
+                self._check_present(present, digests, result, seen, to_copy)
             if to_copy:
-                seen.update(self._copy(to_copy, futures, result, on_bytes))
+                seen.update(self._copy(to_copy, digests, result, on_bytes))
         except RcloneError as exc:
             # The storage (or rclone) failed as a whole, e.g. the server went away mid-batch.
             c = classify(exc.message)
@@ -182,7 +218,7 @@ class BatchTransfer:
             for f in files:
                 if f.id in decided:
                     continue
-                d = futures[f.id].result()
+                d = digests.get(f)
                 if isinstance(d, str):
                     result.failed.append((Item(f, _NO_DIGEST), d))
                 else:
@@ -195,7 +231,7 @@ class BatchTransfer:
     def _check_present(
         self,
         present: list[FileRecord],
-        futures: dict[int, Future[Digest | str]],
+        digests: Digests,
         result: BatchResult,
         seen: dict[str, RemoteFile],
         to_copy: list[FileRecord],
@@ -206,7 +242,7 @@ class BatchTransfer:
         )
         unproven: list[tuple[Item, RemoteFile]] = []
         for f in present:
-            item = _item(f, futures, result)
+            item = _item(f, digests, result)
             if item is None:
                 continue
             r = remote.get(f.rel)
@@ -237,7 +273,7 @@ class BatchTransfer:
     def _copy(
         self,
         files: list[FileRecord],
-        futures: dict[int, Future[Digest | str]],
+        digests: Digests,
         result: BatchResult,
         on_bytes: Callable[[int], None] | None,
     ) -> dict[str, RemoteFile]:
@@ -257,10 +293,11 @@ class BatchTransfer:
                     raise
                 errors[f.rel] = exc.message
         else:
-            by_root: dict[Path, list[FileRecord]] = defaultdict(list)
+            by_root: dict[str, list[FileRecord]] = defaultdict(list)
             for f in files:
                 by_root[source_root(f)].append(f)
-            for root, group in by_root.items():
+            for root_name, group in by_root.items():
+                root = Path(root_name)
                 base = result.bytes_moved
 
                 def progress(n: int, base: int = base) -> None:
@@ -279,7 +316,7 @@ class BatchTransfer:
         )
         log.debug("verify listing of %d files: %.3f s", len(files), time.perf_counter() - t0)
         for f in files:
-            item = _item(f, futures, result)
+            item = _item(f, digests, result)
             if item is None:
                 continue
             if _source_changed(item):
@@ -379,9 +416,9 @@ class BatchTransfer:
             self.journal.update_files(updates)
 
 
-def _item(f: FileRecord, futures: dict[int, Future[Digest | str]], result: BatchResult) -> Item | None:
+def _item(f: FileRecord, digests: Digests, result: BatchResult) -> Item | None:
     """The file with its digest, or None (and a failure recorded) if the source could not be read."""
-    d = futures[f.id].result()
+    d = digests.get(f)
     if isinstance(d, str):
         result.failed.append((Item(f, _NO_DIGEST), d))
         return None
