@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from engine.logs import FILE_ONLY as LOG_FILE_ONLY
     from engine.logs import setup_logging
     from engine.model import DatasetState, EngineSnapshot, FailedFile, FileState, Mode, Phase, RunReport
+    from engine.rclone.launch import start_early as start_rclone_early
     from engine.service import InstallResult, ServiceSpec, task_scheduler_command
     from engine.service import install as service_install
     from engine.service import installed as services_installed
@@ -125,6 +126,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "resolve_home": ("engine.home", "resolve_home"),
     "save_settings": ("engine.settings_file", "save_settings"),
     "setup_logging": ("engine.logs", "setup_logging"),
+    "start_rclone_early": ("engine.rclone.launch", "start_early"),
     "status_json": ("engine.status", "to_json"),
 }
 
@@ -202,6 +204,7 @@ __all__ = [
     "service_unit",
     "services_installed",
     "setup_logging",
+    "start_rclone_early",
     "status_json",
     "task_scheduler_command",
 ]

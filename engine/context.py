@@ -20,19 +20,6 @@ from engine.rclone import RcloneDaemon
 from engine.storage import Storage
 
 
-def rclone_env(profile: Profile) -> dict[str, str]:
-    """Backend tuning handed to the rclone daemon through its environment (it applies to every remote)."""
-    return {
-        # rclone's webdav client spaces requests ≥ 10 ms apart by default, capping small files at ~30 files/s
-        # whatever --transfers is; --transfers already bounds the load on the server.
-        "RCLONE_WEBDAV_PACER_MIN_SLEEP": profile.webdav_pacer,
-        # Our own retry loop (with back-off, per file) replaces rclone's immediate whole-job retries.
-        "RCLONE_RETRIES": "1",
-        # A symbolic link to a file at the source uploads the file (-L; the scan never lists links to folders).
-        "RCLONE_LOCAL_COPY_LINKS": "true",
-    }
-
-
 @dataclass
 class RunContext:
     home: Home

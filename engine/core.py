@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from engine.bwlimit import rate_now
 from engine.catalogue import Catalogue, Credentials, Investigation, Session, open_catalogue, require_session
 from engine.config import Config, Profile, load_config
-from engine.context import RunContext, rclone_env
+from engine.context import RunContext
 from engine.datasets import open_dataset
 from engine.errors import Action, BusyError, Cancelled, DataUploaderError, UsageError
 from engine.events import DatasetFinished, EnginePaused, EngineResumed, Event, EventBus
@@ -36,6 +36,7 @@ from engine.logs import FILE_ONLY
 from engine.model import DatasetState, EngineSnapshot, FileState, Mode, RunReport
 from engine.procs import pid_alive
 from engine.rclone import RcloneDaemon, RcloneError, find_rclone
+from engine.rclone.launch import adopt, daemon_key, new_daemon
 from engine.runs import BatchRun, DatasetRun
 from engine.spec import DatasetSpec, ResolvedSpec, resolve_spec
 from engine.status import dataset_states
@@ -405,16 +406,16 @@ class Engine:
 
     def _daemon(self, config: Config, profile: Profile) -> RcloneDaemon:
         binary = find_rclone(config.rclone)
-        key = (str(binary), str(profile.rclone_config), profile.webdav_pacer)
+        key = daemon_key(binary, profile)
         with self._lock:
             daemon = self._daemons.get(key)
             if daemon is None:
-                daemon = RcloneDaemon(
-                    binary,
-                    config_file=profile.rclone_config,
-                    run_dir=self.home.run_dir,
-                    env=rclone_env(profile),
-                )
+                daemon = adopt(key)  # the command line may have started it while the engine was imported
+                if daemon is not None and daemon.run_dir != self.home.run_dir:
+                    daemon.stop()  # started for another home
+                    daemon = None
+                if daemon is None:
+                    daemon = new_daemon(binary, profile, self.home)
                 self._daemons[key] = daemon
             return daemon
 

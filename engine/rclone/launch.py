@@ -1,0 +1,89 @@
+"""How a profile's rclone daemon is started, and starting it early.
+
+rclone takes ~0.1 s to come up, about as long as Python takes to import the rest of the engine. A command line
+that knows it will transfer (``upload``, ``sync``) calls :func:`start_early` as soon as its arguments are parsed;
+the engine then adopts that daemon (:func:`adopt`) instead of starting its own, so the two waits overlap. A
+daemon nobody adopts is stopped at exit. Whatever goes wrong here is left for the engine to meet and report:
+starting early is only ever a head start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from pathlib import Path
+
+from engine.config import Profile, load_config
+from engine.home import Home
+from engine.rclone.binary import find_rclone
+from engine.rclone.daemon import RcloneDaemon, RcloneError
+
+log = logging.getLogger(__name__)
+
+DaemonKey = tuple[str, str, str]
+
+_early: dict[DaemonKey, RcloneDaemon] = {}
+_lock = threading.Lock()
+
+
+def rclone_env(profile: Profile) -> dict[str, str]:
+    """Backend tuning handed to the rclone daemon through its environment (it applies to every remote)."""
+    return {
+        # rclone's webdav client spaces requests ≥ 10 ms apart by default, capping small files at ~30 files/s
+        # whatever --transfers is; --transfers already bounds the load on the server.
+        "RCLONE_WEBDAV_PACER_MIN_SLEEP": profile.webdav_pacer,
+        # Our own retry loop (with back-off, per file) replaces rclone's immediate whole-job retries.
+        "RCLONE_RETRIES": "1",
+        # A symbolic link to a file at the source uploads the file (-L; the scan never lists links to folders).
+        "RCLONE_LOCAL_COPY_LINKS": "true",
+    }
+
+
+def daemon_key(binary: Path, profile: Profile) -> DaemonKey:
+    """Runs whose daemons would be started alike share one."""
+    return (str(binary), str(profile.rclone_config), profile.webdav_pacer)
+
+
+def new_daemon(binary: Path, profile: Profile, home: Home) -> RcloneDaemon:
+    return RcloneDaemon(
+        binary, config_file=profile.rclone_config, run_dir=home.run_dir, env=rclone_env(profile)
+    )
+
+
+def start_early(home: Home, profile_name: str | None) -> None:
+    """Start, in the background, the daemon a run of ``profile_name`` will use (see the module docstring)."""
+    try:
+        config = load_config(home)
+        profile = config.profile(profile_name)
+        binary = find_rclone(config.rclone)
+        home.ensure()
+    except Exception as exc:  # the run itself meets the same problem and says it properly
+        log.debug("rclone not started early: %s", exc)
+        return
+    daemon = new_daemon(binary, profile, home)
+    with _lock:
+        _early[daemon_key(binary, profile)] = daemon
+
+    def start() -> None:
+        try:
+            daemon.start()
+        except RcloneError as exc:  # the run's first call starts it again and reports what it says
+            log.debug("rclone did not start early: %s", exc.message)
+
+    threading.Thread(target=start, name="rclone-early", daemon=True).start()
+
+
+def adopt(key: DaemonKey) -> RcloneDaemon | None:
+    """The daemon started early for ``key`` (from now on the caller's to stop), or None."""
+    with _lock:
+        return _early.pop(key, None)
+
+
+@atexit.register
+def _stop_unadopted() -> None:
+    with _lock:
+        left = list(_early.values())
+        _early.clear()
+    for daemon in left:
+        daemon.stop()
