@@ -200,7 +200,7 @@ def _run(engine: Engine, args: argparse.Namespace, line: ProgressLine) -> int:
         if isinstance(ev, ProgressUpdate):
             line.show(ev)
 
-    unsubscribe = engine.subscribe(on_event)
+    unsubscribe = engine.subscribe(on_event, (ProgressUpdate,))
     handle: DatasetHandle = engine.start_sync(spec) if mode == "sync" else engine.upload(spec)
     signals = 0
 

@@ -342,9 +342,12 @@ class Engine:
             with Journal(self.home.journal_file) as journal:
                 return journal.forget_dataset(dataset.id)
 
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Events arrive on a thread of their own per subscriber; returns the function that unsubscribes."""
-        unsubscribe = self._bus.subscribe(callback)
+    def subscribe(
+        self, callback: Callable[[Event], None], kinds: tuple[type[Event], ...] | None = None
+    ) -> Callable[[], None]:
+        """Events arrive on a thread of their own per subscriber, only those of ``kinds`` if given; returns the
+        function that unsubscribes."""
+        unsubscribe = self._bus.subscribe(callback, kinds)
         self._ensure_ticker()  # login warnings are wanted with or without runs
         return unsubscribe
 

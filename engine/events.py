@@ -147,8 +147,9 @@ _MAX_BACKLOG = 100_000
 
 
 class _Subscriber:
-    def __init__(self, callback: Callback) -> None:
+    def __init__(self, callback: Callback, kinds: tuple[type[Event], ...] | None) -> None:
         self.callback = callback
+        self.kinds = kinds
         self.queue: queue.Queue[Event | None] = queue.Queue()
         self.dropped = 0
         self.errors = 0
@@ -156,6 +157,8 @@ class _Subscriber:
         self.thread.start()
 
     def offer(self, event: Event) -> None:
+        if self.kinds is not None and not isinstance(event, self.kinds):
+            return
         if self.queue.qsize() >= _MAX_BACKLOG and isinstance(event, ProgressUpdate):
             self.dropped += 1
             return
@@ -192,8 +195,12 @@ class EventBus:
         self._subs: list[_Subscriber] = []
         self._lock = threading.Lock()
 
-    def subscribe(self, callback: Callback) -> Callable[[], None]:
-        sub = _Subscriber(callback)
+    def subscribe(
+        self, callback: Callback, kinds: tuple[type[Event], ...] | None = None
+    ) -> Callable[[], None]:
+        """``kinds``: only these event types (and their subclasses) reach ``callback``; None means all. A
+        subscriber that only draws progress then costs nothing per file (an upload emits an event per file)."""
+        sub = _Subscriber(callback, kinds)
         with self._lock:
             self._subs.append(sub)
 
