@@ -7,9 +7,14 @@ speaks in. Nothing here imports a GUI toolkit, so the engine runs unattended on 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from engine.version import __version__
+
+# A library's manners: until the front end sets up logging (which the CLI does only after rclone may have started
+# and spoken), engine records go nowhere rather than to Python's last-resort stderr handler.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from engine.autostart import AutostartStatus

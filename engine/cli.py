@@ -430,6 +430,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     args = _parse(build_parser(plugins=command not in BUILT_IN), words)
+    # Until a command installs its own handlers: Ctrl-C or SIGTERM ends quietly (130), never with a traceback —
+    # from here on, as rclone may start below while the engine is still being imported.
+    _on_signals(lambda signum, frame: _interrupted())
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command in ("upload", "sync"):
         _start_rclone_early(args.profile)
     from engine import LOG_FILE_ONLY, Cancelled, DataUploaderError, Engine, resolve_home, setup_logging
@@ -445,8 +456,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"datauploader: error: cannot use the home folder: {exc}", file=sys.stderr)
         return 2
-    # Until a command installs its own handlers: Ctrl-C or SIGTERM ends quietly (130), never with a traceback.
-    _on_signals(lambda signum, frame: _interrupted())
     try:
         with Engine(home) as engine:
             if args.command in ("upload", "sync"):
