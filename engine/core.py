@@ -417,6 +417,10 @@ class Engine:
                 if daemon is not None and daemon.run_dir != self.home.run_dir:
                     daemon.stop()  # started for another home
                     daemon = None
+                if daemon is not None:
+                    log.info(
+                        "using the rclone daemon started early, while the engine loaded (pid %s)", daemon.pid
+                    )
                 if daemon is None:
                     daemon = new_daemon(binary, profile, self.home)
                 self._daemons[key] = daemon

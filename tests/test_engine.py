@@ -156,6 +156,20 @@ def test_two_syncs_and_a_batch_with_pause_mid_transfer(tmp_path: Path) -> None:
     assert all(isinstance(e, DatasetStarted) for e in rec.of(DatasetStarted))
 
 
+def test_a_subscriber_that_names_event_types_gets_only_those(tmp_path: Path) -> None:
+    """The CLI subscribes to progress only: a batch of many files must not hand it one event per file."""
+    src = tmp_path / "src"
+    _write(src, [f"f{i}.dat" for i in range(30)], 100)
+    every, sealed = Recorder(), Recorder()
+    with Engine(tmp_path / "home") as engine:
+        engine.subscribe(every)
+        engine.subscribe(sealed, (DatasetSealed,))
+        report = engine.upload(DatasetSpec(paths=(str(src),), name="ds")).wait(120)
+    assert report is not None and report.exit_code == 0
+    assert len(every.of(FileVerified)) == 30
+    assert [type(e) for e in sealed.events] == [DatasetSealed]
+
+
 def test_storage_killed_and_restarted_during_a_sync(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

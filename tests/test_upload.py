@@ -187,3 +187,16 @@ def test_manifest_license_description_and_path_order(cli: Cli, tmp_path: Path) -
     props = {e["name"]: e for e in crate["@graph"] if e.get("@type") == "PropertyValue"}
     assert props["temperature"]["value"] == 300 and props["temperature"]["unitText"] == "K"
     assert props["frames"]["value"] == 12
+
+
+def test_rclone_starts_once_while_the_engine_loads(cli: Cli, tmp_path: Path) -> None:
+    """`upload` starts rclone right after parsing its arguments, so it comes up while Python imports the engine;
+    the engine adopts that daemon instead of starting a second one."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"x" * 10)
+    r = cli("upload", str(src), "--dataset", "ds")
+    assert r.code == 0, r.err
+    log = (cli.home / "logs" / "datauploader.log").read_text(encoding="utf-8")
+    assert "using the rclone daemon started early" in log
+    assert log.count("Serving remote control") <= 1  # one daemon (its start-up line may precede the log file)
