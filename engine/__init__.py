@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from engine.logs import setup_logging
     from engine.model import DatasetState, EngineSnapshot, FailedFile, FileState, Mode, Phase, RunReport
     from engine.rclone.launch import start_early as start_rclone_early
+    from engine.rclone.launch import stop_unadopted as stop_rclone_early
     from engine.service import InstallResult, ServiceSpec, task_scheduler_command
     from engine.service import install as service_install
     from engine.service import installed as services_installed
@@ -132,6 +133,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "save_settings": ("engine.settings_file", "save_settings"),
     "setup_logging": ("engine.logs", "setup_logging"),
     "start_rclone_early": ("engine.rclone.launch", "start_early"),
+    "stop_rclone_early": ("engine.rclone.launch", "stop_unadopted"),
     "status_json": ("engine.status", "to_json"),
 }
 
@@ -211,5 +213,6 @@ __all__ = [
     "setup_logging",
     "start_rclone_early",
     "status_json",
+    "stop_rclone_early",
     "task_scheduler_command",
 ]

@@ -430,23 +430,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     args = _parse(build_parser(plugins=command not in BUILT_IN), words)
-    # Until a command installs its own handlers: Ctrl-C or SIGTERM ends quietly (130), never with a traceback —
-    # from here on, as rclone may start below while the engine is still being imported.
-    _on_signals(lambda signum, frame: _interrupted())
+    # From here on Ctrl-C or SIGTERM ends quietly (130), never with a traceback. While the engine is imported (rclone
+    # may be starting meanwhile) a signal is only noted and honoured right after: raised in the middle of an import
+    # it could leave a module half made (and Python, interrupted inside a dataclass's generated code, would even
+    # report the handled interrupt as unhandled at exit).
+    signals: list[int] = []
+    _on_signals(lambda signum, frame: signals.append(signum))
+    early = args.command in ("upload", "sync")
     try:
-        return _main(args)
+        return _main(args, early, signals)
     except KeyboardInterrupt:
-        print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted_exit()
+    finally:
+        if early:  # a daemon started early that no run adopted (interrupted or refused before it began)
+            from engine import stop_rclone_early
+
+            stop_rclone_early()
 
 
-def _main(args: argparse.Namespace) -> int:
-    if args.command in ("upload", "sync"):
+def _main(args: argparse.Namespace, early: bool, signals: list[int]) -> int:
+    if early:
         _start_rclone_early(args.profile)
     from engine import LOG_FILE_ONLY, Cancelled, DataUploaderError, Engine, resolve_home, setup_logging
     from engine.cli_catalogue import COMMANDS as CATALOGUE_COMMANDS
     from engine.cli_format import ProgressLine, hint
     from engine.cli_system import COMMANDS as SYSTEM_COMMANDS
+
+    if signals:
+        raise KeyboardInterrupt
+    # Until a command installs its own handlers.
+    _on_signals(lambda signum, frame: _interrupted())
 
     commands = {**_COMMANDS, **CATALOGUE_COMMANDS, **SYSTEM_COMMANDS}
     line = ProgressLine()
@@ -462,11 +475,9 @@ def _main(args: argparse.Namespace) -> int:
                 return _run(engine, args, line)
             return commands.get(args.command, _plugin)(engine, args)
     except Cancelled:
-        print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted_exit()
     except KeyboardInterrupt:
-        print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted_exit()
     except DataUploaderError as exc:
         logging.getLogger("engine.cli").error("datauploader %s: %s", args.command, exc, extra=LOG_FILE_ONLY)
         todo = hint(exc.action, getattr(args, "profile", None))
@@ -488,6 +499,15 @@ def _start_rclone_early(profile: str | None) -> None:
     except OSError:
         return  # said properly below
     start_rclone_early(home, profile)
+
+
+def _interrupted_exit() -> int:
+    """Say so and exit 130. A KeyboardInterrupt raised inside code Python runs with ``exec`` (a dataclass's generated
+    methods, while a module loads) leaves CPython's "unhandled interrupt" flag set even once it is handled, and the
+    process would then end by SIGINT instead of 130; any later ``exec`` clears that flag."""
+    exec("")
+    print("datauploader: interrupted; run the same command again to resume", file=sys.stderr)
+    return 130
 
 
 def _interrupted() -> NoReturn:

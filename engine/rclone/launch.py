@@ -70,6 +70,10 @@ def start_early(home: Home, profile_name: str | None) -> None:
             daemon.start()
         except RcloneError as exc:  # the run's first call starts it again and reports what it says
             log.debug("rclone did not start early: %s", exc.message)
+        except (
+            Exception
+        ) as exc:  # e.g. the process is exiting (Ctrl-C while the engine loaded): nothing to say
+            log.debug("rclone did not start early: %s", exc)
 
     threading.Thread(target=start, name="rclone-early", daemon=True).start()
 
@@ -80,10 +84,15 @@ def adopt(key: DaemonKey) -> RcloneDaemon | None:
         return _early.pop(key, None)
 
 
-@atexit.register
-def _stop_unadopted() -> None:
+def stop_unadopted() -> None:
+    """Stop the daemons started early that no engine adopted (a command interrupted or refused before its run
+    began). Front ends call it on their way out, while the interpreter still runs the thread rclone was started
+    from: at exit that thread is gone, and rclone with it (Linux ties the parent-death signal to the thread)."""
     with _lock:
         left = list(_early.values())
         _early.clear()
     for daemon in left:
         daemon.stop()
+
+
+atexit.register(stop_unadopted)  # the last resort, for a front end that did not
