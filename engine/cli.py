@@ -449,9 +449,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, early: bool, signals: list[int]) -> int:
+    from engine import resolve_home
+
+    try:
+        home = resolve_home()
+    except OSError as exc:
+        print(f"datauploader: error: cannot use the home folder: {exc}", file=sys.stderr)
+        return 2
     if early:
-        _start_rclone_early(args.profile)
-    from engine import LOG_FILE_ONLY, Cancelled, DataUploaderError, Engine, resolve_home, setup_logging
+        # rclone comes up while Python imports the rest of the engine (~0.1 s each); the engine adopts it.
+        from engine import start_rclone_early
+
+        start_rclone_early(home, args.profile)
+    from engine import LOG_FILE_ONLY, Cancelled, DataUploaderError, Engine, setup_logging
     from engine.cli_catalogue import COMMANDS as CATALOGUE_COMMANDS
     from engine.cli_format import ProgressLine, hint
     from engine.cli_system import COMMANDS as SYSTEM_COMMANDS
@@ -464,7 +474,6 @@ def _main(args: argparse.Namespace, early: bool, signals: list[int]) -> int:
     commands = {**_COMMANDS, **CATALOGUE_COMMANDS, **SYSTEM_COMMANDS}
     line = ProgressLine()
     try:
-        home = resolve_home()
         setup_logging(home, verbose=args.verbose, before_console=line.clear)
     except OSError as exc:
         print(f"datauploader: error: cannot use the home folder: {exc}", file=sys.stderr)
@@ -488,17 +497,6 @@ def _main(args: argparse.Namespace, early: bool, signals: list[int]) -> int:
         # `datauploader status | head`: the reader is gone; say nothing more (flushing at exit would fail too).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-
-
-def _start_rclone_early(profile: str | None) -> None:
-    """rclone comes up while Python imports the rest of the engine (~0.1 s each); the engine adopts it."""
-    from engine import resolve_home, start_rclone_early
-
-    try:
-        home = resolve_home()
-    except OSError:
-        return  # said properly below
-    start_rclone_early(home, profile)
 
 
 def _interrupted_exit() -> int:

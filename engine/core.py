@@ -414,14 +414,13 @@ class Engine:
             daemon = self._daemons.get(key)
             if daemon is None:
                 daemon = adopt(key)  # the command line may have started it while the engine was imported
-                if daemon is not None and daemon.run_dir != self.home.run_dir:
-                    daemon.stop()  # started for another home
-                    daemon = None
-                if daemon is not None:
+                if daemon is not None and daemon.run_dir == self.home.run_dir:
                     log.info(
                         "using the rclone daemon started early, while the engine loaded (pid %s)", daemon.pid
                     )
-                if daemon is None:
+                else:
+                    if daemon is not None:
+                        daemon.stop()  # started for another home
                     daemon = new_daemon(binary, profile, self.home)
                 self._daemons[key] = daemon
             return daemon

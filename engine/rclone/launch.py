@@ -3,8 +3,8 @@
 rclone takes ~0.1 s to come up, about as long as Python takes to import the rest of the engine. A command line
 that knows it will transfer (``upload``, ``sync``) calls :func:`start_early` as soon as its arguments are parsed;
 the engine then adopts that daemon (:func:`adopt`) instead of starting its own, so the two waits overlap. A
-daemon nobody adopts is stopped at exit. Whatever goes wrong here is left for the engine to meet and report:
-starting early is only ever a head start.
+daemon nobody adopts is stopped by :func:`stop_unadopted`, at the latest at exit. Whatever goes wrong here is
+left for the engine to meet and report: starting early is only ever a head start.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.config import Profile, load_config
 from engine.home import Home
 from engine.rclone.binary import find_rclone
-from engine.rclone.daemon import RcloneDaemon, RcloneError
+from engine.rclone.daemon import RcloneDaemon
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,8 @@ def start_early(home: Home, profile_name: str | None) -> None:
     def start() -> None:
         try:
             daemon.start()
-        except RcloneError as exc:  # the run's first call starts it again and reports what it says
-            log.debug("rclone did not start early: %s", exc.message)
-        except (
-            Exception
-        ) as exc:  # e.g. the process is exiting (Ctrl-C while the engine loaded): nothing to say
-            log.debug("rclone did not start early: %s", exc)
+        except Exception as exc:  # the run's first call starts it again and says what went wrong
+            log.debug("rclone did not start early: %s", getattr(exc, "message", exc))
 
     threading.Thread(target=start, name="rclone-early", daemon=True).start()
 
