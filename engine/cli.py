@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import gc
 import json
 import logging
 import os
@@ -446,6 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine import stop_rclone_early
 
             stop_rclone_early()
+        if argv is None:
+            # The process ends now. Python's last garbage collection would walk every object of the engine
+            # (~40 ms of each run, measured); frozen, they are simply left to the operating system.
+            gc.freeze()
 
 
 def _main(args: argparse.Namespace, early: bool, signals: list[int]) -> int:

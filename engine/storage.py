@@ -13,9 +13,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,9 @@ def join_fs(root: str, *parts: str) -> str:
 # keeps no times; SFTP keeps whole seconds). DataUploader verifies every file itself against a hash read back
 # from the storage, so rclone's own post-transfer checksum (a second hash pass on both ends) is redundant.
 _COPY_CONFIG: dict[str, Any] = {"IgnoreTimes": True, "IgnoreChecksum": True}
+
+
+_copies = count(1)
 
 
 class Storage:
@@ -264,29 +269,28 @@ class Storage:
         t0 = time.perf_counter()
         stop = stop or threading.Event()
         gate = self.gate
-
-        def cancel() -> bool:
-            return stop.is_set() or gate.paused
-
+        # A call that returns when the copy ends, not an async job polled for its end: polling found the end
+        # ~50 ms late on average (a tenth of a 500-file batch). The stats group names the copy for progress,
+        # per-file errors and stopping it.
+        group = f"copy/{os.getpid()}/{next(_copies)}"
         with gate.slot(stop), self._file_list(names) as lst:
-            job = self.daemon.call(
+            call = self.daemon.submit(
                 "sync/copy",
+                timeout=None,  # a batch may take hours on a slow link; a stop ends it through its group
                 srcFs=str(src_root),
                 dstFs=dst_fs,
-                _async=True,
+                _group=group,
                 _filter={"FilesFrom0": [lst]},
                 _config=config,
             )
-            jobid = int(job["jobid"])
-            group = f"job/{jobid}"
-
-            def poll() -> None:
-                if on_bytes is not None:
-                    stats = self.daemon.call("core/stats", group=group)
-                    on_bytes(int(stats.get("bytes", 0)))
-
-            status = self.daemon.wait_job(jobid, on_poll=poll, cancel=cancel)
-        log.debug("copy job %s: %d files in %.3f s", jobid, len(names), time.perf_counter() - t0)
+            self._watch(call, group, on_bytes, lambda: stop.is_set() or gate.paused)
+        log.debug("copy %s: %d files in %.3f s", group, len(names), time.perf_counter() - t0)
+        try:
+            call.result()
+        except RcloneError as exc:
+            if exc.status == 0:  # rclone itself is gone: the caller restarts it and sorts the batch
+                raise
+            outcome.error = exc.message
         try:
             stats = self.daemon.call("core/stats", group=group)
             outcome.bytes = int(stats.get("bytes", 0))
@@ -298,9 +302,33 @@ class Storage:
             self.daemon.call("core/stats-delete", group=group)
         except RcloneError as exc:  # statistics are a nicety; verification decides what arrived
             log.debug("could not read stats of %s: %s", group, exc)
-        if status.get("error"):
-            outcome.error = str(status["error"])
         return outcome
+
+    def _watch(
+        self,
+        call: Future[dict[str, Any]],
+        group: str,
+        on_bytes: Callable[[int], None] | None,
+        cancel: Callable[[], bool],
+    ) -> None:
+        """Wait for ``call`` to end, reporting its bytes every 0.1 s and stopping it when ``cancel`` says so."""
+        while True:
+            try:
+                call.result(timeout=0.1)
+                return
+            except TimeoutError:
+                pass
+            except Exception:  # the copy's own outcome, read by the caller
+                return
+            try:
+                if cancel():
+                    # Again at every tick until the call ends: a stop sent before rclone had registered the
+                    # copy finds nothing to stop.
+                    self.daemon.call("job/stopgroup", group=group)
+                if on_bytes is not None:
+                    on_bytes(int(self.daemon.call("core/stats", group=group).get("bytes", 0)))
+            except RcloneError as exc:  # the call itself will say what became of the copy
+                log.debug("watching %s: %s", group, exc)
 
     def hashsum(self, fs: str, names: Sequence[str], hash_type: str = "sha256") -> dict[str, str]:
         """``hash_type`` of ``names`` below ``fs`` computed by reading them back (downloading, on a remote): the

@@ -19,8 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +84,9 @@ class RcloneDaemon:
         self._pidfile: Path | None = None
         # Linux sends the parent-death signal when the *thread* that forked ends: spawn from one long-lived thread.
         self._spawner: ThreadPoolExecutor | None = None
+        # Threads that wait in long calls (copies) for their callers; they live as long as the daemon, so their
+        # keep-alive connections are reused rather than left open by threads that come and go.
+        self._waiters: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -208,6 +210,9 @@ class RcloneDaemon:
             if self._spawner is not None:
                 self._spawner.shutdown(wait=True)
                 self._spawner = None
+            waiters, self._waiters = self._waiters, None
+        if waiters is not None:  # their calls fail at once now that rclone is gone
+            waiters.shutdown(wait=True, cancel_futures=True)
 
     def _cleanup(self) -> None:
         self._proc = None
@@ -255,29 +260,13 @@ class RcloneDaemon:
             raise RcloneError(path, status, str(body.get("error", reason)))
         return body
 
-    def wait_job(
-        self,
-        jobid: int,
-        *,
-        poll: float = 0.1,
-        on_poll: Callable[[], None] | None = None,
-        cancel: Callable[[], bool] | None = None,
-    ) -> dict[str, Any]:
-        """Poll ``job/status`` until the job ends; call ``on_poll`` between polls (for progress). When ``cancel``
-        says so, the job is stopped (it then ends with an error and whatever it finished)."""
-        delay = 0.005
-        stopped = False
-        while True:
-            status = self.call("job/status", jobid=jobid)
-            if status.get("finished"):
-                return status
-            if not stopped and cancel is not None and cancel():
-                self.call("job/stop", jobid=jobid)
-                stopped = True
-            if on_poll is not None:
-                on_poll()
-            time.sleep(delay)
-            delay = min(poll, delay * 2)
+    def submit(self, path: str, timeout: float | None = 3600.0, **params: Any) -> Future[dict[str, Any]]:
+        """:meth:`call` in one of the daemon's threads, for a long call its caller watches (and can stop)."""
+        with self._lock:
+            if self._waiters is None:
+                self._waiters = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rclone-call")
+            waiters = self._waiters
+        return waiters.submit(self.call, path, timeout, **params)
 
 
 def reap_orphans(run_dir: Path) -> None:
