@@ -23,8 +23,8 @@ pytest.importorskip(
 )
 
 from engine.catalogue import AuthError, Credentials, DatasetSpec, FileEntry, NotACatalogue, TransientError
-from engine.catalogue import scicat as scicat_module
 from engine.catalogue.scicat import SciCatCatalogue, storage_path
+from engine.catalogue.scicat import api as scicat_api
 from engine.config import SciCatSettings
 from engine.credentials import STORE_ENV, TokenStore
 from engine.storage import join_fs
@@ -547,7 +547,7 @@ def test_12_unknown_host_and_connect_timeout_are_told_apart(
         with pytest.raises(TransientError, match="cannot be resolved"):
             cat.probe()
     # A listening socket whose accept queue is full drops new connection attempts: a connect timeout.
-    monkeypatch.setattr(scicat_module, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(scicat_api, "CONNECT_TIMEOUT", 0.5)
     full = socket.socket()
     full.bind(("127.0.0.1", 0))
     full.listen(0)

@@ -156,15 +156,15 @@ def test_v4_bodies_match_the_v4_models(
     sc: FakeSciCat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cat = adapter(sc, tmp_path, monkeypatch, api="v4", source_folder="/gpfs/raw/")
-    body = cat._dataset_body(SPEC)
+    body = cat.datasets.body(SPEC)
     instance, errors = check_body(CreateDatasetDto, body)
     assert instance is not None, errors
     assert body["proposalIds"] == ["p1234"] and body["principalInvestigators"] == ["pi@example.org"]
     assert body["sourceFolder"] == "/gpfs/raw/p1234/d"
-    block = cat._block_body("20.500/x", [FileEntry("a/b.h5", 3, 1.7e9, "ab" * 32)])
+    block = cat.blocks.body("20.500/x", [FileEntry("a/b.h5", 3, 1.7e9, "ab" * 32)])
     instance, errors = check_body(CreateOrigDatablockDto, block)
     assert instance is not None and block["datasetId"] == "20.500/x", errors
-    assert cat._dataset_url("20.500/x").endswith("/api/v4/datasets/20.500%2Fx")
+    assert cat.api.dataset_url("20.500/x").endswith("/api/v4/datasets/20.500%2Fx")
 
 
 def test_errors_are_typed(sc: FakeSciCat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,7 +176,7 @@ def test_errors_are_typed(sc: FakeSciCat, tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(TransientError):
         cat.create_dataset(SPEC)
     with pytest.raises(InvalidMetadata) as exc:
-        cat._call("POST", f"{sc.url}/datasets", body={"type": "raw", "datasetName": "x", "bogus": 1})
+        cat.api.call("POST", f"{sc.url}/datasets", body={"type": "raw", "datasetName": "x", "bogus": 1})
     assert "bogus" in exc.value.fields
     sc.revoke_all_tokens()
     with pytest.raises(AuthError):
@@ -235,7 +235,7 @@ def test_meta_values_are_typed() -> None:
 def test_scicat_reasons_become_lines() -> None:
     import json
 
-    from engine.catalogue.scicat_reasons import answer_reasons
+    from engine.catalogue.scicat.reasons import answer_reasons
 
     nested = [
         {"property": "contactEmail", "children": [], "constraints": {"isEmail": "contactEmail must be an email"}},
