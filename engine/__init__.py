@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         StorageUnreachable,
     )
     from engine.home import HOME_ENV, Home, resolve_home
+    from engine.locks import HeldLock, try_lock
     from engine.logs import FILE_ONLY as LOG_FILE_ONLY
     from engine.logs import setup_logging
     from engine.model import DatasetState, EngineSnapshot, FailedFile, FileState, Mode, Phase, RunReport
@@ -83,6 +84,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "service_unit": ("engine.service", "unit_text"),
     "services_installed": ("engine.service", "installed"),
     "task_scheduler_command": ("engine.service", "task_scheduler_command"),
+    "try_lock": ("engine.locks", "try_lock"),
     "Action": ("engine.errors", "Action"),
     "BusyError": ("engine.errors", "BusyError"),
     "Cancelled": ("engine.errors", "Cancelled"),
@@ -106,6 +108,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "FileFailed": ("engine.events", "FileFailed"),
     "FileState": ("engine.model", "FileState"),
     "FileVerified": ("engine.events", "FileVerified"),
+    "HeldLock": ("engine.locks", "HeldLock"),
     "Home": ("engine.home", "Home"),
     "Investigation": ("engine.catalogue", "Investigation"),
     "LOG_FILE_ONLY": ("engine.logs", "FILE_ONLY"),
@@ -178,6 +181,7 @@ __all__ = [
     "FileFailed",
     "FileState",
     "FileVerified",
+    "HeldLock",
     "Home",
     "InstallResult",
     "Investigation",
@@ -215,4 +219,5 @@ __all__ = [
     "status_json",
     "stop_rclone_early",
     "task_scheduler_command",
+    "try_lock",
 ]

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from engine.catalogue import (
     Catalogue,
     DatasetChanges,
@@ -31,6 +29,7 @@ from engine.catalogue import (
 from engine.config import Profile
 from engine.errors import Action, BusyError, UsageError
 from engine.journal import DatasetRecord, Journal
+from engine.locks import HeldLock, try_lock
 from engine.names import validate_name
 from engine.storage import join_fs, redact_fs
 
@@ -146,16 +145,14 @@ _run_requests: dict[tuple[str, int], _RunRequest] = {}
 _run_requests_lock = threading.Lock()
 
 
-def lock_dataset(run_dir: Path, profile: str, req: DatasetRequest) -> FileLock:
+def lock_dataset(run_dir: Path, profile: str, req: DatasetRequest) -> HeldLock:
     """An exclusive, cross-process lock on one dataset: two uploaders must never interleave on it."""
     key = hashlib.sha256(f"{profile}\0{req.investigation or ''}\0{req.name}".encode()).hexdigest()[:24]
-    lock = FileLock(str(run_dir / f"dataset-{key}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    lock = try_lock(run_dir / f"dataset-{key}.lock")
+    if lock is None:
         raise BusyError(
             f"dataset '{req.name}' is being uploaded by another DataUploader process; wait for it or stop it"
-        ) from None
+        )
     return lock
 
 

@@ -23,6 +23,7 @@ from engine import (
     FailedFile,
     FileFailed,
     FileVerified,
+    HeldLock,
     Home,
     Investigation,
     LoginExpired,
@@ -44,6 +45,7 @@ from engine import (
     resolve_home,
     save_settings,
     setup_logging,
+    try_lock,
 )
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "FailedFile",
     "FileFailed",
     "FileVerified",
+    "HeldLock",
     "Home",
     "Investigation",
     "LoginExpired",
@@ -87,4 +90,5 @@ __all__ = [
     "resolve_home",
     "save_settings",
     "setup_logging",
+    "try_lock",
 ]

@@ -6,17 +6,10 @@ stale lock behind (unlike a pid file).
 
 from __future__ import annotations
 
-from filelock import FileLock, Timeout
-
-from tray._api import Home
+from tray._api import HeldLock, Home, try_lock
 
 
-def acquire(home: Home) -> FileLock | None:
+def acquire(home: Home) -> HeldLock | None:
     """The held lock, or None when another tray of this user holds it."""
     home.run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(home.run_dir / "tray.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return None
-    return lock
+    return try_lock(home.run_dir / "tray.lock")
