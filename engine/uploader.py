@@ -130,7 +130,11 @@ class DatasetUploader:
         c = self.journal.counts(self.rec.id)
         pending = c.by_state.get(DISCOVERED, 0) + c.by_state.get(UPLOADING, 0)
         pending_bytes = c.bytes_by_state.get(DISCOVERED, 0) + c.bytes_by_state.get(UPLOADING, 0)
-        max_files = max(MIN_BATCH_FILES, min(BATCH_FILES, pending // (2 * LANES)))
+
+        def files_per_batch(n: int) -> int:
+            return max(MIN_BATCH_FILES, min(BATCH_FILES, n // (2 * LANES)))
+
+        max_files = files_per_batch(pending)
         # Bytes split per lane only: big files gain nothing from small batches, but need rclone's parallel
         # transfers inside each job.
         max_bytes = max(MIN_BATCH_BYTES, min(BATCH_BYTES, pending_bytes // LANES))
@@ -144,6 +148,9 @@ class DatasetUploader:
             if not page:
                 break
             after = page[-1].id
+            # Files that became pending during the pass count too: a burst in sync mode arrives in waves, and a
+            # pass that began with a handful would otherwise carry the rest in batches of the minimum size.
+            max_files = max(max_files, files_per_batch(len(page) + len(batch)))
             for f in page:
                 batch.append(f)
                 size += f.size

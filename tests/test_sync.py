@@ -354,3 +354,37 @@ def test_sync_stopped_before_any_file_exits_0(cli: Cli, src: Path) -> None:
         s.kill()
     assert code == 0, (out, err)
     assert "0/0 files registered" in out and "FAILED" not in out
+
+
+def test_files_that_arrive_during_a_pass_go_in_batches_sized_for_them(tmp_path: Path) -> None:
+    """A burst reaches the uploader in waves (the settle tracker declares files complete as it sees them): a pass
+    that began with a handful must not carry the rest of the burst in batches of the minimum size."""
+    from types import SimpleNamespace
+
+    from engine.journal import Journal
+    from engine.uploader import LANES, MIN_BATCH_FILES, DatasetUploader
+
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        rec = journal.create_dataset(
+            profile="default",
+            investigation="",
+            name="ds",
+            storage="/s",
+            target="ds",
+            catalogue="local",
+            description=None,
+            investigation_description=None,
+            meta={},
+        )
+
+        def arrive(first: int, n: int) -> None:
+            journal.stage_scan((f"f{i:05d}", f"/src/f{i:05d}", 1000, 1) for i in range(first + n))
+            journal.merge_scan(rec.id)
+
+        arrive(0, 150)  # the first wave
+        batches = DatasetUploader._batches(SimpleNamespace(journal=journal, rec=rec))  # type: ignore[arg-type]
+        first = next(batches)
+        arrive(150, 2000)  # the rest of the burst, while the first batch is under way
+        sizes = [len(first)] + [len(b) for b in batches]
+    assert sum(sizes) == 2150 and sizes[0] == MIN_BATCH_FILES
+    assert sizes[1] == (2000 + 50) // (2 * LANES) > MIN_BATCH_FILES, sizes
