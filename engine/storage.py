@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -291,6 +291,8 @@ class Storage:
             if exc.status == 0:  # rclone itself is gone: the caller restarts it and sorts the batch
                 raise
             outcome.error = exc.message
+        except CancelledError:  # the daemon was stopped before the call began
+            raise RcloneError("sync/copy", 0, "the rclone daemon stopped") from None
         try:
             stats = self.daemon.call("core/stats", group=group)
             outcome.bytes = int(stats.get("bytes", 0))
@@ -317,8 +319,9 @@ class Storage:
                 call.result(timeout=0.1)
                 return
             except TimeoutError:
-                pass
-            except Exception:  # the copy's own outcome, read by the caller
+                if call.done():  # the call's own TimeoutError, not the wait's: the caller reads it
+                    return
+            except (Exception, CancelledError):  # the copy's own outcome, read by the caller
                 return
             try:
                 if cancel():

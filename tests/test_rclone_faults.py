@@ -73,3 +73,42 @@ def test_rclone_dies_with_the_uploader(cli: Cli, tmp_path: Path) -> None:
     r = cli("upload", str(src), "--dataset", "ds")
     assert r.code == 0, r.err
     assert_uploaded(cli.storage / "ds", src)
+
+
+class _StubDaemon:
+    """Just enough of a daemon for :meth:`Storage.copy`: the copy's call is ``future``, everything else answers."""
+
+    def __init__(self, future: object) -> None:
+        self.future = future
+
+    def submit(self, path: str, timeout: float | None = None, **params: object) -> object:
+        return self.future
+
+    def call(self, path: str, timeout: float | None = None, **params: object) -> dict[str, object]:
+        return {}
+
+
+def test_a_copy_whose_call_never_began_or_failed_oddly_is_not_waited_for(tmp_path: Path) -> None:
+    """The daemon stopped before the copy's call began (its future cancelled): the batch sees rclone gone, as for
+    any dead daemon. A call that failed with a timeout of its own is read, not mistaken for the wait's."""
+    from concurrent.futures import Future
+
+    from engine.rclone.daemon import RcloneError
+    from engine.storage import Storage
+
+    def copy(future: Future[dict[str, object]]) -> None:
+        storage = Storage(_StubDaemon(future), str(tmp_path / "dst"), run_dir=tmp_path)  # type: ignore[arg-type]
+        storage.copy(tmp_path, str(tmp_path / "dst"), ["a.bin"])
+
+    cancelled: Future[dict[str, object]] = Future()
+    cancelled.cancel()
+    with pytest.raises(RcloneError) as gone:
+        copy(cancelled)
+    assert gone.value.status == 0
+
+    timed_out: Future[dict[str, object]] = Future()
+    timed_out.set_exception(TimeoutError("read timed out"))
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        copy(timed_out)
+    assert time.monotonic() - t0 < 5
