@@ -16,8 +16,7 @@ from pathlib import Path
 class HeldLock:
     """A lock this process holds until :meth:`release` (or its end)."""
 
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
+    def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
 
     @property
@@ -48,7 +47,7 @@ def try_lock(path: Path) -> HeldLock | None:
     except OSError:
         os.close(fd)
         return None
-    return HeldLock(path, fd)
+    return HeldLock(fd)
 
 
 if sys.platform == "win32":

@@ -272,7 +272,7 @@ class Storage:
         # A call that returns when the copy ends, not an async job polled for its end: polling found the end
         # ~50 ms late on average (a tenth of a 500-file batch). The stats group names the copy for progress,
         # per-file errors and stopping it.
-        group = f"copy/{os.getpid()}/{next(_copies)}"
+        group = f"copy/{next(_copies)}"  # the daemon is this process's own
         with gate.slot(stop), self._file_list(names) as lst:
             call = self.daemon.submit(
                 "sync/copy",

@@ -20,7 +20,6 @@ class SciCatCatalogue:
 
     def __init__(self, settings: SciCatSettings, store: TokenStore, profile: str = "default") -> None:
         self.settings = settings
-        self.url = settings.url
         self.expiry_warning = settings.expiry_warning
         self.api = SciCatApi(settings, store, profile)
         self.proposals = Proposals(self.api)
