@@ -387,4 +387,4 @@ def test_files_that_arrive_during_a_pass_go_in_batches_sized_for_them(tmp_path: 
         arrive(150, 2000)  # the rest of the burst, while the first batch is under way
         sizes = [len(first)] + [len(b) for b in batches]
     assert sum(sizes) == 2150 and sizes[0] == MIN_BATCH_FILES
-    assert sizes[1] == (2000 + 50) // (2 * LANES) > MIN_BATCH_FILES, sizes
+    assert sizes[1] == (2000 + 50) // LANES > MIN_BATCH_FILES, sizes
