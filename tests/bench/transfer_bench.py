@@ -293,6 +293,11 @@ def bench(workload: str, target_kind: str, runs: int, work: Path, sample: int) -
             "raw_rclone_copy": round(nbytes / raw / 2**20, 1),
         },
         "ratio_vs_raw_rclone": round(raw / du, 3),
+        # Each round's raw / DataUploader, the median: the two runs of a round are seconds apart, so this is less
+        # moved by the VM's speed drifting between rounds (the verdict stays with the ratio of the medians).
+        "ratio_paired_median": round(
+            statistics.median(r / d for r, d in zip(raw_times, du_times, strict=True)), 3
+        ),
         "warm_engine": {"seconds": round(warm, 3), "ratio_vs_raw_rclone": round(raw / warm, 3)},
         "split": {
             "fixed_cost_s": {"datauploader": round(f_du, 3), "raw_rclone": round(f_raw, 3)},
