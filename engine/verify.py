@@ -28,7 +28,7 @@ MTIME_SLACK = 0.001  # seconds: both times come from the same backend listing, o
 class VerifyResult:
     dataset: str
     location: str
-    method: str  # "sha256" | "sha1" | "md5" | "size and time" | "sha256 (read back)"
+    method: str  # hashes compared ("xxh128", "sha256 and xxh128", "md5"), "size and time", "sha256 (read back)"
     checked: int = 0
     differences: list[tuple[str, str]] = field(default_factory=list)  # (path, what is wrong)
 
@@ -57,7 +57,9 @@ def verify(home: Home, *, dataset: str | None = None, download: bool = False) ->
                     daemons[key] = RcloneDaemon(
                         find_rclone(config.rclone), config_file=profile.rclone_config, run_dir=home.run_dir
                     )
-                storage = Storage(daemons[key], profile.storage, run_dir=home.run_dir)
+                storage = Storage(
+                    daemons[key], profile.storage, run_dir=home.run_dir, local_verify=profile.local_verify
+                )
                 results.append(_verify_dataset(journal, storage, rec, download))
         finally:
             for daemon in daemons.values():
@@ -69,10 +71,20 @@ def _verify_dataset(journal: Journal, storage: Storage, rec: DatasetRecord, down
     info = storage.probe(rec.target)
     fs = storage.fs(rec.target)
     files = [f for f in journal.iter_files(rec.id, (VERIFIED, REGISTERED)) if f.stored_size is not None]
-    hash_type = None if download else info.verify_hash
-    method = "sha256 (read back)" if download else hash_type or "size and time"
+    # Each file is checked with the hash it was verified with when uploaded: a local folder's copies made by an
+    # earlier release carry sha256, later ones xxh128 (or what the profile's local_verify asks for).
+    by_hash: dict[str | None, list[str]] = {}
+    for f in files:
+        kind = f.stored_hash.split(":", 1)[0] if f.stored_hash and not download else None
+        by_hash.setdefault(kind if kind in info.hashes else None, []).append(f.rel)
+    kinds = sorted(k for k in by_hash if k)
+    method = "sha256 (read back)" if download else " and ".join(kinds) or "size and time"
+    if not download and None in by_hash and kinds:
+        method += " (size and time where none was stored)"
     result = VerifyResult(rec.name, storage.display_fs(rec.target), method, checked=len(files))
-    remote = storage.list(fs, [f.rel for f in files], hash_type, mod_times=hash_type is None)
+    remote: dict[str, RemoteFile] = {}
+    for kind, rels in by_hash.items():
+        remote.update(storage.list(fs, rels, kind, mod_times=kind is None))
     sums = storage.hashsum(fs, [f.rel for f in files if f.rel in remote]) if download else {}
     for f in files:
         problem = _compare(f, remote.get(f.rel), sums.get(f.rel), download)

@@ -152,7 +152,7 @@ def test_two_syncs_and_a_batch_with_pause_mid_transfer(tmp_path: Path) -> None:
         assert sorted(verified) == sorted(wanted)
         assert "ProgressUpdate" in rec.kinds(h.id)
     sealed = {e.name: e for e in rec.of(DatasetSealed)}  # type: ignore[attr-defined]
-    assert sealed["sync-a"].verification == "sha256" and sealed["sync-b"].verification == "size"
+    assert sealed["sync-a"].verification == "xxh128" and sealed["sync-b"].verification == "size"
     assert all(isinstance(e, DatasetStarted) for e in rec.of(DatasetStarted))
 
 

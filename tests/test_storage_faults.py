@@ -4,9 +4,11 @@ our back — and the data home private to its user."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import time
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from engine.uploader import PassOutcome
 from tests.conftest import Cli, ensure_stopped, posix_signals, wait_for, write_tree
@@ -161,3 +164,56 @@ def test_data_home_is_private(cli: Cli, tmp_path: Path) -> None:
     assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
     for name in ("journal.sqlite", "catalogue.sqlite", "logs/datauploader.log"):
         assert stat.S_IMODE((cli.home / name).stat().st_mode) == 0o600, name
+
+
+def _stored(cli: Cli, dataset: str) -> dict[str, tuple[str, str]]:
+    """(verify, stored_hash) of every file of ``dataset`` in the journal, by path."""
+    with sqlite3.connect(cli.home / "journal.sqlite") as db:
+        rows = db.execute(
+            "SELECT f.rel, f.verify, f.stored_hash FROM files f JOIN datasets d ON d.id = f.dataset_id "
+            "WHERE d.name = ?",
+            (dataset,),
+        )
+        return {rel: (v, h) for rel, v, h in rows}
+
+
+def test_local_copies_are_read_back_with_xxh128_or_with_sha256_when_the_profile_asks(
+    cli: Cli, tmp_path: Path
+) -> None:
+    files = {f"f{i}.dat": os.urandom(5000 + i) for i in range(3)}
+    src = write_tree(tmp_path / "src", files)
+    assert cli("upload", str(src), "--dataset", "fast").code == 0
+    xxh = {rel: ("xxh128", f"xxh128:{xxhash.xxh3_128(data).hexdigest()}") for rel, data in files.items()}
+    assert _stored(cli, "fast") == xxh
+    cli.write_config('[profiles.default]\nstorage = "storage"\nlocal_verify = "sha256"\n')
+    assert cli("upload", str(src), "--dataset", "strict").code == 0
+    sha = {rel: ("sha256", f"sha256:{hashlib.sha256(data).hexdigest()}") for rel, data in files.items()}
+    assert _stored(cli, "strict") == sha
+    r = cli("verify")
+    assert r.code == 0 and "xxh128" in r.out and "sha256" in r.out, (r.out, r.err)
+    cli.write_config('[profiles.default]\nstorage = "storage"\nlocal_verify = "md5"\n')
+    r = cli("upload", str(src), "--dataset", "x")
+    assert r.code == 2 and "local_verify" in r.err and '"xxh128" or "sha256"' in r.err, r.err
+
+
+def test_copies_read_back_with_sha256_by_an_earlier_release_are_still_ours(cli: Cli, tmp_path: Path) -> None:
+    """A journal whose local copies were verified with sha256 (the release before xxh128): verify checks them with
+    sha256, and a source changed to the same size is uploaded again over our own copy, not refused as foreign."""
+    files = {f"f{i}.dat": os.urandom(4000) for i in range(3)}
+    src = write_tree(tmp_path / "src", files)
+    cli.write_config('[profiles.default]\nstorage = "storage"\nlocal_verify = "sha256"\n')
+    assert cli("upload", str(src), "--dataset", "ds").code == 0
+    cli.write_config('[profiles.default]\nstorage = "storage"\n')  # now the default, xxh128
+    r = cli("verify")
+    assert r.code == 0 and "sha256" in r.out, (r.out, r.err)
+    new = os.urandom(4000)
+    (src / "f1.dat").write_bytes(new)  # same size, new content
+    r = cli("upload", str(src), "--dataset", "ds")
+    assert r.code == 0, (r.out, r.err)
+    assert (cli.storage / "ds" / "f1.dat").read_bytes() == new
+    stored = _stored(cli, "ds")
+    assert stored["f1.dat"] == ("xxh128", f"xxh128:{xxhash.xxh3_128(new).hexdigest()}")
+    assert stored["f0.dat"][0] == "sha256"
+    (cli.storage / "ds" / "f0.dat").write_bytes(os.urandom(4000))  # changed behind our back
+    r = cli("verify")
+    assert r.code == 1 and "DIFFERENT f0.dat" in r.out and "sha256 checksum" in r.out, (r.out, r.err)
