@@ -199,37 +199,26 @@ def test_storage_killed_and_restarted_during_a_sync(tmp_path: Path) -> None:
     assert kinds == ["StorageUnreachable", "StorageReachable"]
 
 
-def test_a_slow_or_raising_subscriber_does_not_slow_transfers(tmp_path: Path) -> None:
-    """Throughput with a subscriber that sleeps on every event and raises on progress, against none: one warm
-    engine, alternating uploads of the same tree, total times compared (sums even out the machine's own noise)."""
-    src = write_tree(tmp_path / "src", {f"d{i % 5}/f{i}.bin": os.urandom(100_000) for i in range(800)})
+def test_a_slow_or_raising_subscriber_does_not_hold_up_transfers(tmp_path: Path) -> None:
+    """A subscriber that sleeps on every event and raises on progress: the upload ends, successfully, while that
+    subscriber is still far behind (its 800 file events alone would keep it busy for 40 s). No timing ratio: an
+    engine that waited for its subscribers could not finish before the subscriber had seen most events."""
+    src = write_tree(tmp_path / "src", {f"d{i % 5}/f{i}.bin": os.urandom(10_000) for i in range(800)})
+    seen: list[Event] = []
 
     def slow_and_broken(ev: Event) -> None:
+        seen.append(ev)
         time.sleep(0.05)
         if isinstance(ev, ProgressUpdate):
             raise RuntimeError("a subscriber with a bug")
 
-    plain = slow = 0.0
     with Engine(tmp_path / "home") as engine:
-        engine.upload(DatasetSpec(paths=(str(src),), name="warm-up")).wait(300)
-        for i in range(4):
-            for with_subscriber in (i % 2 == 0, i % 2 != 0):
-                unsubscribe = engine.subscribe(slow_and_broken) if with_subscriber else None
-                t = time.perf_counter()
-                report = engine.upload(
-                    DatasetSpec(paths=(str(src),), name=f"run-{i}-{with_subscriber}")
-                ).wait(300)
-                took = time.perf_counter() - t
-                assert report is not None and report.exit_code == 0
-                if with_subscriber:
-                    slow += took
-                else:
-                    plain += took
-                if unsubscribe is not None:
-                    threading.Thread(target=unsubscribe, daemon=True).start()  # its backlog drains on its own
-    ratio = plain / slow
-    print(f"throughput with a slow, raising subscriber: {ratio:.2f} of none ({plain:.2f} s vs {slow:.2f} s)")
-    assert ratio >= 0.9
+        unsubscribe = engine.subscribe(slow_and_broken)
+        report = engine.upload(DatasetSpec(paths=(str(src),), name="ds")).wait(300)
+        behind = sum(isinstance(e, FileVerified) for e in seen)
+        assert report is not None and report.exit_code == 0 and report.files_done == 800, report
+        assert behind < 400, f"the subscriber had seen {behind} of 800 file events when the upload ended"
+        threading.Thread(target=unsubscribe, daemon=True).start()  # its backlog drains on its own
 
 
 def _fds() -> int:
