@@ -2,10 +2,11 @@
 
 For each batch: refuse to replace content that DataUploader did not write, record the intent to write (so a
 crash mid-copy is recognised as ours next time), copy (one rclone job per source folder; a lone file as a single
-``copyfile`` call, which starts in milliseconds), then list the batch on storage and compare size and the
-strongest hash the backend offers with the source. Only that comparison, never rclone's say-so, moves a file
-to ``verified``. Failures are sorted into transient (retry later, however long the storage is away), permanent
-(fail now, in plain words) and unknown (a few tries, then fail).
+``copyfile`` call, which starts in milliseconds), then list the batch on storage and compare size and a hash with
+the source's (the strongest the backend keeps; xxh128 read back on a local folder, see :mod:`engine.storage`).
+Only that comparison, never rclone's say-so, moves a file to ``verified``. Failures are sorted into transient
+(retry later, however long the storage is away), permanent (fail now, in plain words) and unknown (a few tries,
+then fail).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 An upload is verified once, when it lands; afterwards someone may overwrite, truncate or delete a stored copy, and a
 re-run of the upload would not notice (it trusts the journal). This re-checks every done file of a dataset against
-the storage with the strongest evidence there is: the backend's own hash where it keeps one (sha256 on a folder,
-SHA-1 on SFTP, MD5 on S3), otherwise size and modification time — or, with ``download``, a sha256 computed by
-reading every file back, which proves content on any backend at the cost of a full read.
+the storage with the hash each file was verified with when it landed (xxh128 or sha256 on a folder, SHA-1 on SFTP,
+MD5 on S3), otherwise size and modification time — or, with ``download``, a sha256 computed by reading every file
+back, which proves content on any backend at the cost of a full read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ MTIME_SLACK = 0.001  # seconds: both times come from the same backend listing, o
 class VerifyResult:
     dataset: str
     location: str
-    method: str  # hashes compared ("xxh128", "sha256 and xxh128", "md5"), "size and time", "sha256 (read back)"
+    method: str  # hashes compared ("xxh128", "sha256 and xxh128"), "size and time", "sha256 (read back)"
     checked: int = 0
     differences: list[tuple[str, str]] = field(default_factory=list)  # (path, what is wrong)
 
