@@ -134,7 +134,7 @@ def complete_dataset(
                     )
                 with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
                     path = Path(tmp) / MANIFEST_NAME
-                    write_crate(path, crate, lambda: _crate_files(journal, rec.id))
+                    write_crate(path, crate, _crate_files(journal, rec.id))
                     storage.put(path, dataset_fs, MANIFEST_NAME)
                 break
             except RcloneError as exc:
@@ -185,9 +185,14 @@ def _manifest_key(journal: Journal, rec: DatasetRecord) -> tuple[str, float, flo
         ).encode()
     )
     first, last = float("inf"), float("-inf")
-    for f in _crate_files(journal, rec.id):
-        h.update(f"{f.path}\0{f.size}\0{f.sha256}\0{f.mtime}\n".encode())
-        first, last = min(first, f.mtime), max(last, f.mtime)
+    # The rows as they are (no CrateFile each): the same text as ever, so a finished dataset's key does not change.
+    for rel, size, sha256, mtime_ns in journal.manifest_rows(rec.id, (REGISTERED,)):
+        mtime = mtime_ns / 1e9
+        h.update(f"{rel}\0{size}\0{sha256 or ''}\0{mtime}\n".encode())
+        if mtime < first:
+            first = mtime
+        if mtime > last:
+            last = mtime
     if first > last:  # no file registered: complete_dataset never gets here, but keep the times sane
         first = last = rec.created
     return h.hexdigest(), first, last

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -71,9 +73,14 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
 
 
-def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[CrateFile]]) -> None:
-    """Write the crate to ``out``. ``files`` is called twice (ids for the root, then one entity per file)."""
-    with out.open("w", encoding="utf-8") as fh:
+def write_crate(out: Path, dataset: CrateDataset, files: Iterable[CrateFile]) -> None:
+    """Write the crate to ``out``, reading ``files`` once: the root's ``hasPart`` goes to ``out`` while the file
+    entities, which come later in the graph, go to a scratch file appended at their place (a second pass over the
+    journal cost more than the writing)."""
+    with (
+        out.open("w", encoding="utf-8") as fh,
+        tempfile.TemporaryFile("w+", encoding="utf-8", dir=out.parent) as later,
+    ):
         fh.write('{\n"@context": ' + _encode(_CONTEXT) + ',\n"@graph": [\n')
         _entity(
             fh,
@@ -99,13 +106,19 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             root["isPartOf"] = {"@id": "#investigation"}
         if dataset.meta:
             root["additionalProperty"] = [{"@id": f"#meta-{quote(k, safe='')}"} for k in sorted(dataset.meta)]
-        # hasPart is streamed inside the root entity.
+        # hasPart is streamed inside the root entity; each file's entity is written beside it, for later. Both are
+        # formatted here rather than built as dicts for the encoder: the same JSON, in a third of the time.
         head = _encode(root)[:-1]
         fh.write(",\n" + head + ', "hasPart": [')
-        first = True
-        for f in files():
-            fh.write(("" if first else ", ") + _encode({"@id": file_id(f.path)}))
-            first = False
+        lead = ""
+        for f in files:
+            fid = _encode(file_id(f.path))
+            fh.write(f'{lead}{{"@id": {fid}}}')
+            later.write(
+                f',\n{{"@id": {fid}, "@type": "File", "name": {_encode(f.path)}, "contentSize": {int(f.size)}, '
+                f'"sha256": {_encode(f.sha256)}, "dateModified": "{_iso(f.mtime)}"}}'
+            )
+            lead = ", "
         fh.write("]}")
         if dataset.license:
             _entity(
@@ -137,19 +150,8 @@ def write_crate(out: Path, dataset: CrateDataset, files: Callable[[], Iterable[C
             },
             lead=",\n",
         )
-        for f in files():
-            _entity(
-                fh,
-                {
-                    "@id": file_id(f.path),
-                    "@type": "File",
-                    "name": f.path,
-                    "contentSize": f.size,
-                    "sha256": f.sha256,
-                    "dateModified": _iso(f.mtime),
-                },
-                lead=",\n",
-            )
+        later.seek(0)
+        shutil.copyfileobj(later, fh)
         fh.write("\n]\n}\n")
 
 
