@@ -149,8 +149,12 @@ class DatasetRecord:
     updated: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class FileRecord:
+    """One row of ``files`` as read: a snapshot, changed only through the journal. Not a frozen dataclass: building
+    one cost 6.4 µs instead of 1.4 µs (Python sets each field through ``object.__setattr__``), and a batch reads
+    thousands."""
+
     id: int
     rel: str
     source: str
