@@ -205,7 +205,13 @@ PY
     local wheels="$CACHE/wheels" plat=(--platform win_amd64 --python-version 3.13 --only-binary=:all:)
     mkdir -p "$wheels"
     # shellcheck disable=SC2086
-    pip_ download -q "${plat[@]}" -d "$wheels" "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
+    pip_ download -q "${plat[@]}" -d "$wheels" "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS || {
+      # Once seen: "no versions" of a package PyPI does have, fine a minute later. A second failure is real.
+      log "downloading the Windows wheels failed; trying once more in 10 s"
+      sleep 10
+      # shellcheck disable=SC2086
+      pip_ download -q "${plat[@]}" -d "$wheels" "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
+    }
     rm -rf "$SITE.tmp"
     # shellcheck disable=SC2086
     pip_ install -q --no-warn-conflicts --root-user-action=ignore "${plat[@]}" --no-index --find-links "$wheels" --target "$SITE.tmp" \
