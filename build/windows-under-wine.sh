@@ -204,14 +204,11 @@ PY
     log "downloading Windows wheels and installing them into $SITE"
     local wheels="$CACHE/wheels" plat=(--platform win_amd64 --python-version 3.13 --only-binary=:all:)
     mkdir -p "$wheels"
+    # Never our own wheel from an earlier run: pip download finds the file "already downloaded" under the same
+    # name and resolves that one's dependencies, so a newly added dependency was never fetched.
+    rm -f "$wheels"/facility_datauploader-*.whl
     # shellcheck disable=SC2086
-    pip_ download -q "${plat[@]}" -d "$wheels" "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS || {
-      # Once seen: "no versions" of a package PyPI does have, fine a minute later. A second failure is real.
-      log "downloading the Windows wheels failed; trying once more in 10 s"
-      sleep 10
-      # shellcheck disable=SC2086
-      pip_ download -q "${plat[@]}" -d "$wheels" "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
-    }
+    pip_ download -q "${plat[@]}" -d "$wheels" "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
     rm -rf "$SITE.tmp"
     # shellcheck disable=SC2086
     pip_ install -q --no-warn-conflicts --root-user-action=ignore "${plat[@]}" --no-index --find-links "$wheels" --target "$SITE.tmp" \
