@@ -174,6 +174,11 @@ class FileRecord:
     stored_mtime: float | None = None
     updated: float | None = None
 
+    @property
+    def stored_hash_kind(self) -> str | None:
+        """Which hash ``stored_hash`` holds (``xxh128``, ``sha256``, ...): it is kept as ``kind:value``."""
+        return self.stored_hash.split(":", 1)[0] if self.stored_hash else None
+
 
 @dataclass
 class Counts:

@@ -168,7 +168,7 @@ class BatchTransfer:
             return True
         # Checked with another hash then (a release that read local copies back with sha256): the size decides,
         # as where the storage has no hash.
-        return rec.stored_hash == have or rec.stored_hash.split(":", 1)[0] != self.verify_hash
+        return rec.stored_hash == have or rec.stored_hash_kind != self.verify_hash
 
     def existing(self) -> dict[str, RemoteFile]:
         """What the dataset folder held when this run started (sizes only; one listing per run)."""

@@ -75,7 +75,7 @@ def _verify_dataset(journal: Journal, storage: Storage, rec: DatasetRecord, down
     # earlier release carry sha256, later ones xxh128 (or what the profile's local_verify asks for).
     by_hash: dict[str | None, list[str]] = {}
     for f in files:
-        kind = f.stored_hash.split(":", 1)[0] if f.stored_hash and not download else None
+        kind = None if download else f.stored_hash_kind
         by_hash.setdefault(kind if kind in info.hashes else None, []).append(f.rel)
     kinds = sorted(k for k in by_hash if k)
     method = "sha256 (read back)" if download else " and ".join(kinds) or "size and time"
@@ -104,7 +104,7 @@ def _compare(f: FileRecord, r: RemoteFile | None, read_back: str | None, downloa
             return "content on the storage differs from what DataUploader stored (sha256 read back)"
         return None
     if f.stored_hash and r.hash:
-        kind = f.stored_hash.split(":", 1)[0]
+        kind = f.stored_hash_kind
         if f"{kind}:{r.hash}" != f.stored_hash:
             return f"content on the storage differs from what DataUploader stored ({kind} checksum)"
         return None
