@@ -29,7 +29,7 @@ RUN_KEY_PATH = r"Software\Microsoft\Windows\CurrentVersion\Run"
 WINDOWED_EXE = "DataUploaderTray.exe"
 
 
-@dataclass(frozen=True)
+@dataclass
 class AutostartStatus:
     """Whether the tray starts at login, where that is recorded and which command it runs."""
 

@@ -69,7 +69,7 @@ DEFAULT_WAIT_FOR_STORAGE = 120.0
 DEFAULT_WEBDAV_PACER = "0ms"
 
 
-@dataclass(frozen=True)
+@dataclass
 class SciCatSettings:
     """``[profiles.X.scicat]``: where the SciCat backend is and how datasets are filled in.
 
@@ -93,7 +93,7 @@ class SciCatSettings:
     timeout: float = 60.0  # seconds to wait for one answer
 
 
-@dataclass(frozen=True)
+@dataclass
 class Profile:
     """One upload target: storage + catalogue + transfer tuning."""
 
@@ -122,7 +122,7 @@ class Profile:
         return str(self.options.get("local_verify", LOCAL_VERIFY[0]))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Config:
     """The parsed config file (or the embedded default when there is none)."""
 

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 LOGIN_CHECK = 5.0  # seconds between looks at the catalogue logins
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class ProfileInfo:
     name: str
     storage: str  # secrets masked

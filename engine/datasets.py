@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetRequest:
     """The user's description of a dataset (CLI options or the tray's dialog)."""
 
@@ -125,7 +125,7 @@ def parse_meta(pairs: list[str]) -> dict[str, MetaValue]:
     return meta
 
 
-@dataclass(frozen=True)
+@dataclass
 class _RunRequest:
     """What a run's request says that the journal does not keep (yet): who the PI is, the investigation's title,
     which fields the user changed, and their new values. The journal takes the values once the catalogue has

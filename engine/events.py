@@ -1,6 +1,8 @@
 """What the engine tells its front ends: typed events, and a bus that never lets a subscriber slow the engine down.
 
-Events are plain frozen dataclasses so the tray can ``match`` on them and tests can compare sequences. Delivery is
+Events are plain dataclasses so the tray can ``match`` on them and tests can compare sequences; nobody changes
+one once it is sent (they are not frozen only because Python 3.11 takes twice as long to create a frozen class,
+and the command line pays that for every class at every start). Delivery is
 asynchronous: each subscriber has its own queue and thread, so a callback that blocks (a D-Bus call, a slow
 terminal) or raises only affects itself. If a subscriber falls very far behind, progress events are dropped
 first (the next one says the same, newer); other events are kept.
@@ -24,19 +26,19 @@ log = logging.getLogger(__name__)
 # -- events ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Event:
     time: float = field(default_factory=time.time, kw_only=True)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetStarted(Event):
     dataset_id: int
     name: str
     mode: Mode
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProgressUpdate(Event):
     """Throttled: a few per second per dataset at most."""
 
@@ -52,7 +54,7 @@ class ProgressUpdate(Event):
     failed: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class FileVerified(Event):
     dataset_id: int
     path: str
@@ -60,7 +62,7 @@ class FileVerified(Event):
     verification: str  # "sha256" | "sha1" | "md5" | "size"
 
 
-@dataclass(frozen=True)
+@dataclass
 class FileFailed(Event):
     dataset_id: int
     name: str
@@ -69,7 +71,7 @@ class FileFailed(Event):
     permanent: bool  # False: it will be tried again (front ends never notify those)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetSealed(Event):
     """Every file of the dataset is verified and registered, the manifest written, the catalogue entry final."""
 
@@ -82,7 +84,7 @@ class DatasetSealed(Event):
     verification: str  # the weakest check made: "sha256" | "sha1" | "md5" | "size"
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetFinished(Event):
     """The run ended, whatever the outcome (after :class:`DatasetSealed` when it sealed)."""
 
@@ -94,48 +96,48 @@ class DatasetFinished(Event):
     cancelled: bool = False  # stopped on request (Quit now, a second Ctrl-C): not an error, it resumes
 
 
-@dataclass(frozen=True)
+@dataclass
 class StorageUnreachable(Event):
     dataset_id: int
     name: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class StorageReachable(Event):
     dataset_id: int
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class CatalogueUnreachable(Event):
     profile: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class CatalogueReachable(Event):
     profile: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoginExpiring(Event):
     profile: str
     user: str
     expires: float  # epoch seconds
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoginExpired(Event):
     profile: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class EnginePaused(Event):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass
 class EngineResumed(Event):
     pass
 

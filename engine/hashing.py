@@ -26,7 +26,7 @@ class SourceChanged(Exception):
     """The file changed while it was being read; its checksum would not describe any real version of it."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Digest:
     sha256: str
     alt: str | None

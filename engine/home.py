@@ -18,7 +18,7 @@ APP_NAME = "datauploader"
 HOME_ENV = "DATAUPLOADER_HOME"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Home:
     """The resolved state folders; created on demand by :meth:`ensure`."""
 

@@ -130,7 +130,7 @@ class JournalDamaged(UsageError):
     action = Action.REPAIR
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetRecord:
     id: int
     profile: str
@@ -202,7 +202,7 @@ class Counts:
         return self.by_state.get(FAILED, 0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ScanResult:
     total: int
     new: int

@@ -30,14 +30,14 @@ class Phase(str, Enum):
     STOPPED = "stopped"
 
 
-@dataclass(frozen=True)
+@dataclass
 class FailedFile:
     path: str
     reason: str
     permanent: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunReport:
     """What a run tells the person at the end (the CLI prints it; the tray notifies from it).
 
@@ -67,7 +67,7 @@ class RunReport:
         return 1 if self.failed or self.problems else 0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Progress:
     dataset_id: int
     pid: int
@@ -83,7 +83,7 @@ class Progress:
     updated: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetState:
     """One dataset as the journal and the engine see it now: what ``status`` prints and the tray shows."""
 
@@ -114,13 +114,13 @@ class DatasetState:
     live: Progress | None = None  # the live progress record, while running
 
 
-@dataclass(frozen=True)
+@dataclass
 class EngineSnapshot:
     paused: bool
     datasets: tuple[DatasetState, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class FileState:
     """One file of a dataset as the journal has it (``status DATASET``)."""
 

@@ -30,7 +30,7 @@ _encode = json.JSONEncoder(ensure_ascii=False).encode
 _URI_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote() leaves as it is (safe="/")
 
 
-@dataclass(frozen=True)
+@dataclass
 class CrateFile:
     path: str
     size: int
@@ -38,7 +38,7 @@ class CrateFile:
     mtime: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class CrateDataset:
     name: str
     investigation: str | None

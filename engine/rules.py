@@ -20,7 +20,7 @@ from engine.errors import ConfigError
 DEFAULT_EXCLUDES: tuple[str, ...] = ("*.tmp", "*.part", "~$*", ".~lock*", "Thumbs.db", ".DS_Store")
 
 
-@dataclass(frozen=True)
+@dataclass
 class MarkerRule:
     files: str
     marker: str

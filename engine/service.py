@@ -35,7 +35,7 @@ RESTART_SEC = 30
 Systemctl = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ServiceSpec:
     """One unattended sync: the dataset and the arguments ``datauploader sync`` gets (paths, options)."""
 
@@ -114,7 +114,7 @@ def _systemctl(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class InstallResult:
     unit: Path
     started: bool

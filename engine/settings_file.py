@@ -41,7 +41,7 @@ class SettingsError(ConfigError):
         super().__init__(message, field=field)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProfileSettings:
     """The settings a front end edits for one profile (everything else in the file is left as it is)."""
 

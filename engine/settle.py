@@ -44,7 +44,7 @@ class _Entry:
     due: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ready:
     key: str
     path: str

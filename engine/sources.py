@@ -31,7 +31,7 @@ from engine.rules import FileRules
 from engine.winpaths import native
 
 
-@dataclass(frozen=True)
+@dataclass
 class SourceRoot:
     """One PATH argument. ``files_only`` names a single file whose root is its parent folder."""
 
@@ -43,7 +43,7 @@ class SourceRoot:
         return str(self.root / self.single) if self.single else str(self.root)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SourceFile:
     """A file found at the source: where it is, where it goes, and what it looked like when seen."""
 
@@ -58,7 +58,7 @@ class SourceFile:
         return os.path.join(roots[self.root_index].root, rel)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Skipped:
     """An entry at the source that is not uploaded. ``refused``: a data file that could not be taken (the run
     reports it as failed); otherwise not data at all (a FIFO, a link to a folder), reported but not an error."""

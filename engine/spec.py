@@ -23,7 +23,7 @@ from engine.rules import FileRules, rules_from_options
 from engine.sources import SourceRoot, resolve_roots
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetSpec:
     """What the dataset dialog (or the CLI's options) asks for."""
 
@@ -43,7 +43,7 @@ class DatasetSpec:
     storage: str | None = None  # a folder or rclone path instead of the profile's storage
 
 
-@dataclass(frozen=True)
+@dataclass
 class ResolvedSpec:
     """A spec checked against the config and the disk: everything a run needs to start."""
 

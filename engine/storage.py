@@ -41,7 +41,7 @@ VERIFY_HASHES = ("sha256", "sha1", "md5")
 # may ask for sha256 instead (`local_verify`): the catalogue's own checksum then checked on storage, end to end.
 
 
-@dataclass(frozen=True)
+@dataclass
 class RemoteFile:
     size: int
     hash: str | None
@@ -61,7 +61,7 @@ def parse_time(text: str) -> float | None:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class StorageInfo:
     backend: str
     hashes: tuple[str, ...]

@@ -59,7 +59,7 @@ class TransientError(CatalogueError):
     """The catalogue is unreachable or overloaded; the same call later may succeed."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Session:
     user: str
     email: str | None = None
@@ -70,7 +70,7 @@ class Session:
     functional: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class Credentials:
     """What a person typed or pasted to log in: a user name and password, or a token (OIDC sites)."""
 
@@ -79,7 +79,7 @@ class Credentials:
     token: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Investigation:
     id: str
     title: str | None = None
@@ -87,7 +87,7 @@ class Investigation:
     pi: str | None = None  # the principal investigator's e-mail, when the user gave one
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetSpec:
     """What the catalogue needs to know about a dataset, independent of any backend's schema."""
 
@@ -102,7 +102,7 @@ class DatasetSpec:
     pi: str | None = None  # principal investigator's e-mail given by the user; None: the investigation's
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetChanges:
     """Which of the user's fields changed on this run compared with what DataUploader registered before.
 
@@ -119,7 +119,7 @@ class DatasetChanges:
         return self.description or self.investigation_description or bool(self.meta) or self.pi
 
 
-@dataclass(frozen=True)
+@dataclass
 class FileEntry:
     path: str  # relative to the dataset root, '/'-separated
     size: int

@@ -15,7 +15,7 @@ PERMANENT = "permanent"
 UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Classified:
     kind: str
     reason: str  # what to show the user: a plain sentence, then rclone's message
