@@ -6,11 +6,12 @@ Run from the repository root (takes a few minutes on 2 cores):
     python tests/bench/transfer_bench.py --runs 5 --workloads W1 --targets webdav
 
 Workloads: W1 = 2,000 files × 64 KiB in 20 folders; W2 = 4 files × 256 MiB. Targets: a local folder and
-``rclone serve webdav`` on 127.0.0.1. Every DataUploader run starts from a fresh home and an empty destination,
-so journal, hashing, verification, catalogue and manifest are all included. The raw rclone configuration is the
-fastest of a small grid (transfers × --no-traverse) measured first on the same files. The per-file way is timed
-on a sample and extrapolated. Prints one JSON document: medians (seconds), throughput ratios, and the engine's
-peak RSS (the Python process only, rclone excluded).
+``rclone serve webdav`` on 127.0.0.1. Every DataUploader run is a new process, started as an installed one
+starts (compiled bytecode, no development import hook: see ``installed_python``), from a fresh home and into an
+empty destination, so journal, hashing, verification, catalogue and manifest are all included. The raw rclone
+configuration is the fastest of a small grid (transfers × --no-traverse) measured first on the same files. The
+per-file way is timed on a sample and extrapolated. Prints one JSON document: medians (seconds), throughput
+ratios, and the engine's peak RSS (the Python process only, rclone excluded).
 
 The cost is split in two, each beside rclone's own: the *fixed cost* of a run (a one-file upload: interpreter
 start, imports, daemon start, journal, catalogue, manifest — against one ``rclone copy`` of one file) and the
@@ -28,9 +29,11 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
+import venv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,6 +138,26 @@ def du_env(work: Path, home: Path) -> dict[str, str]:
     return env
 
 
+def installed_python(work: Path) -> Path:
+    """The interpreter of the timed runs: the same Python and packages as this one, but loading DataUploader as a
+    ``pip install .`` (the README's) leaves it. A development checkout's editable install adds an import hook
+    that every start of the interpreter loads (~15 ms here) and that no user's installation has. This venv sees
+    this environment's packages through a plain path entry (so not that hook), has rclone where pip puts it, and
+    the runs still import the engine from this checkout (they start in it)."""
+    home = work / "venv"
+    python = home / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not python.exists():
+        venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(home)
+        ask = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        site = Path(
+            subprocess.run([python, "-c", ask], check=True, capture_output=True, text=True).stdout.strip()
+        )
+        (site / "packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        rclone = Path(rclone_binary())
+        (python.parent / rclone.name).symlink_to(rclone)
+    return python
+
+
 def warm_bytecode(target: Target, work: Path) -> None:
     target.fresh()
     run_datauploader(one_file(work), target, work)
@@ -148,7 +171,7 @@ def run_datauploader(src: Path, target: Target, work: Path) -> tuple[float, floa
     env = du_env(work, home)
     t = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "upload", str(src), "--dataset", "ds"],
+        [installed_python(work), "-m", "engine", "upload", str(src), "--dataset", "ds"],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
