@@ -471,7 +471,7 @@ def _main(args: argparse.Namespace, early: bool, signals: list[int], *, own_proc
         # rclone comes up while Python imports the rest of the engine (~0.1 s each); the engine adopts it.
         from engine import start_rclone_early
 
-        start_rclone_early(home, args.profile)
+        start_rclone_early(home, args.profile, args.bwlimit)
     from engine import LOG_FILE_ONLY, Cancelled, DataUploaderError, Engine, setup_logging
     from engine.cli_catalogue import COMMANDS as CATALOGUE_COMMANDS
     from engine.cli_format import ProgressLine, hint

@@ -121,7 +121,6 @@ class Engine:
         self._daemons: dict[tuple[str, ...], RcloneDaemon] = {}
         self._catalogues: dict[str, tuple[Profile, Catalogue]] = {}
         self._bwlimits: dict[int, str] = {}  # dataset id → its limit; the newest one applies engine-wide
-        self._bwlimit_applied: dict[int, str] = {}  # id(daemon) → the rate it has now
         self._event_filter = event_filter
         self._closed = False
         self._ticker: threading.Thread | None = None
@@ -418,10 +417,11 @@ class Engine:
                     log.info(
                         "using the rclone daemon started early, while the engine loaded (pid %s)", daemon.pid
                     )
+                    daemon.bwlimit = self._rate  # restarted later, it asks the engine
                 else:
                     if daemon is not None:
                         daemon.stop()  # started for another home
-                    daemon = new_daemon(binary, profile, self.home)
+                    daemon = new_daemon(binary, profile, self.home, bwlimit=self._rate)
                 self._daemons[key] = daemon
             return daemon
 
@@ -464,20 +464,26 @@ class Engine:
             return
         self._apply_bwlimit()
 
-    def _apply_bwlimit(self) -> None:
-        """The newest run's bandwidth limit applies to the whole engine (one daemon carries every transfer);
-        a timetable is followed here, minute by minute."""
+    def _rate(self) -> str:
+        """The bandwidth limit in force now: the newest run's applies to the whole engine (one daemon carries
+        every transfer); a timetable is followed here, minute by minute."""
         with self._lock:
             limit = list(self._bwlimits.values())[-1] if self._bwlimits else "off"
+        return rate_now(limit)
+
+    def _apply_bwlimit(self) -> None:
+        """Tell running daemons a limit that changed (a daemon starting, or restarting, starts with the current
+        one, so an unlimited run makes no call at all)."""
+        rate = self._rate()
+        with self._lock:
             daemons = [d for d in self._daemons.values() if d.running()]
             busy = bool(self._handles)
-        rate = rate_now(limit)
         for daemon in daemons:
-            if self._bwlimit_applied.get(id(daemon)) == rate:
+            if daemon.rate in (None, rate):
                 continue
             try:
                 daemon.call("core/bwlimit", rate=rate)
-                self._bwlimit_applied[id(daemon)] = rate
+                daemon.rate = rate
             except (
                 RcloneError
             ) as exc:  # with no run left (an engine closing), nobody is limited: not worth a word

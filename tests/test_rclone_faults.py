@@ -75,6 +75,26 @@ def test_rclone_dies_with_the_uploader(cli: Cli, tmp_path: Path) -> None:
     assert_uploaded(cli.storage / "ds", src)
 
 
+def test_a_restarted_rclone_keeps_the_bandwidth_limit(tmp_path: Path) -> None:
+    """A daemon restarted after a crash limits from its first byte, with the limit in force now. (The engine used
+    to remember per daemon object which limit it had sent, so a restarted rclone ran unlimited.)"""
+    from engine.rclone import find_rclone
+    from engine.rclone.daemon import RcloneDaemon
+
+    limit = ["2M"]
+    with RcloneDaemon(
+        find_rclone(), config_file=tmp_path / "rclone.conf", run_dir=tmp_path, bwlimit=lambda: limit[0]
+    ) as daemon:
+        assert daemon.call("core/bwlimit")["bytesPerSecond"] == 2 << 20
+        first = daemon.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: not daemon.running(), 5, "rclone to die")
+        limit[0] = "1M"  # what the engine says by now
+        assert daemon.call("core/bwlimit")["bytesPerSecond"] == 1 << 20
+        assert daemon.pid != first and daemon.rate == "1M"
+
+
 class _StubDaemon:
     """Just enough of a daemon for :meth:`Storage.copy`: the copy's call is ``future``, everything else answers."""
 

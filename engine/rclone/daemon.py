@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,17 @@ class RcloneDaemon:
         run_dir: Path,
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        bwlimit: Callable[[], str] | None = None,
     ) -> None:
+        """``bwlimit`` says the bandwidth limit in force now (one rclone rate, "off" for none). It is asked at
+        every start, so a daemon restarted after a crash limits from its first byte as the one before did."""
         self.binary = binary
         self.config_file = config_file
         self.run_dir = run_dir
         self.extra_args = extra_args
         self.env = dict(env or {})
+        self.bwlimit = bwlimit
+        self.rate: str | None = None  # the limit the running rclone applies (None before it first started)
         self._proc: subprocess.Popen[str] | None = None
         self._url: str | None = None
         self._client: RcClient | None = None
@@ -132,6 +138,9 @@ class RcloneDaemon:
         env.pop("RCLONE_RC_NO_AUTH", None)
         args = [str(self.binary), "rcd", "--rc-addr", "127.0.0.1:0", "--log-level", "NOTICE"]
         args += ["--rc-job-expire-duration", "1h"]
+        # Always given, "off" too: it overrides an RCLONE_BWLIMIT in the environment (the profile decides).
+        rate = self.bwlimit() if self.bwlimit is not None else "off"
+        args += ["--bwlimit", rate]
         if self.config_file is not None:
             args += ["--config", str(self.config_file)]
         args += list(self.extra_args)
@@ -195,6 +204,7 @@ class RcloneDaemon:
                 raise RcloneStartError("rcd", 0, f"rclone ({self.binary}) did not start: {why}")
             raise _Crashed(f"exit code {code}" + (f": {last}" if last else ", no output"))
         self._url = found[0]
+        self.rate = rate
         port = int(self._url.rsplit(":", 1)[1])
         self._client = RcClient("127.0.0.1", port, user, password)
         self._pidfile = self.run_dir / f"rcd-{os.getpid()}-{proc.pid}.pid"

@@ -12,8 +12,10 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from engine.bwlimit import rate_now
 from engine.config import Profile, load_config
 from engine.home import Home
 from engine.rclone.binary import find_rclone
@@ -45,14 +47,21 @@ def daemon_key(binary: Path, profile: Profile) -> DaemonKey:
     return (str(binary), str(profile.rclone_config), profile.webdav_pacer)
 
 
-def new_daemon(binary: Path, profile: Profile, home: Home) -> RcloneDaemon:
+def new_daemon(
+    binary: Path, profile: Profile, home: Home, bwlimit: Callable[[], str] | None = None
+) -> RcloneDaemon:
     return RcloneDaemon(
-        binary, config_file=profile.rclone_config, run_dir=home.run_dir, env=rclone_env(profile)
+        binary,
+        config_file=profile.rclone_config,
+        run_dir=home.run_dir,
+        env=rclone_env(profile),
+        bwlimit=bwlimit,
     )
 
 
-def start_early(home: Home, profile_name: str | None) -> None:
-    """Start, in the background, the daemon a run of ``profile_name`` will use (see the module docstring)."""
+def start_early(home: Home, profile_name: str | None, bwlimit: str | None = None) -> None:
+    """Start, in the background, the daemon a run of ``profile_name`` will use (see the module docstring), with
+    the run's bandwidth limit (``bwlimit``, else the profile's) in force from the start."""
     try:
         config = load_config(home)
         profile = config.profile(profile_name)
@@ -61,7 +70,8 @@ def start_early(home: Home, profile_name: str | None) -> None:
     except Exception as exc:  # the run itself meets the same problem and says it properly
         log.debug("rclone not started early: %s", exc)
         return
-    daemon = new_daemon(binary, profile, home)
+    limit = bwlimit or profile.bwlimit
+    daemon = new_daemon(binary, profile, home, bwlimit=lambda: rate_now(limit) if limit else "off")
     with _lock:
         _early[daemon_key(binary, profile)] = daemon
 
