@@ -59,7 +59,7 @@ class FileVerified(Event):
     dataset_id: int
     path: str
     size: int
-    verification: str  # "sha256" | "sha1" | "md5" | "size"
+    verification: str  # "xxh128" | "sha256" | "sha1" | "md5" | "size"
 
 
 @dataclass
@@ -81,7 +81,7 @@ class DatasetSealed(Event):
     files: int
     bytes: int
     duration: float
-    verification: str  # the weakest check made: "sha256" | "sha1" | "md5" | "size"
+    verification: str  # the weakest check made: "xxh128" | "sha256" | "sha1" | "md5" | "size"
 
 
 @dataclass
