@@ -145,9 +145,9 @@ def installed_python(work: Path) -> Path:
     this environment's packages through a plain path entry (so not that hook), has rclone where pip puts it, and
     the runs still import the engine from this checkout (they start in it)."""
     home = work / "venv"
-    python = home / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    python = home / "bin" / "python"  # the benchmark runs on Linux (rclone serve, /proc for the RSS)
     if not python.exists():
-        venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(home)
+        venv.EnvBuilder(with_pip=False, symlinks=True).create(home)
         ask = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
         site = Path(
             subprocess.run([python, "-c", ask], check=True, capture_output=True, text=True).stdout.strip()
