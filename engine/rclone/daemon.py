@@ -13,10 +13,8 @@ import json
 import logging
 import os
 import re
-import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.logs import FILE_ONLY
-from engine.procs import bind_to_this_process, die_with_parent_hook, pid_alive
+from engine.procs import pid_alive
 from engine.rclone.rc_client import RcClient, RcTransportError
+from engine.rclone.spawn import Spawned, spawn, terminate
 
 log = logging.getLogger(__name__)
 rclone_log = logging.getLogger("engine.rclone.output")
@@ -88,6 +87,7 @@ class RcloneDaemon:
         self._client: RcClient | None = None
         self._lock = threading.Lock()
         self._pidfile: Path | None = None
+        self._early: Spawned | None = None  # an rclone started before this object, not yet serving us
         # Linux sends the parent-death signal when the *thread* that forked ends: spawn from one long-lived thread.
         self._spawner: ThreadPoolExecutor | None = None
         # Threads that wait in long calls (copies) for their callers; they live as long as the daemon, so their
@@ -98,7 +98,7 @@ class RcloneDaemon:
 
     @property
     def pid(self) -> int | None:
-        proc = self._proc
+        proc = self._proc or (self._early.proc if self._early is not None else None)
         return proc.pid if proc else None
 
     def running(self) -> bool:
@@ -130,46 +130,44 @@ class RcloneDaemon:
                 time.sleep(0.2 * (attempt + 1))
         raise RcloneError("rcd", 0, f"the rclone daemon stopped unexpectedly while starting ({last})")
 
+    def adopt(self, spawned: Spawned) -> None:
+        """Take over an rclone started before this object existed (:mod:`engine.rclone.launch`); the first call
+        waits for it to serve. Should it have failed, that call starts another one and says what went wrong."""
+        with self._lock:
+            if self._early is not None:
+                self._early.stop()
+            self._early = spawned
+
     def _spawn(self) -> RcClient:
-        user, password = secrets.token_hex(8), secrets.token_urlsafe(24)
-        env = dict(os.environ)
-        env.update(self.env)
-        env.update({"RCLONE_RC_USER": user, "RCLONE_RC_PASS": password})
-        env.pop("RCLONE_RC_NO_AUTH", None)
-        args = [str(self.binary), "rcd", "--rc-addr", "127.0.0.1:0", "--log-level", "NOTICE"]
-        args += ["--rc-job-expire-duration", "1h"]
-        # Always given, "off" too: it overrides an RCLONE_BWLIMIT in the environment (the profile decides).
-        rate = self.bwlimit() if self.bwlimit is not None else "off"
-        args += ["--bwlimit", rate]
-        if self.config_file is not None:
-            args += ["--config", str(self.config_file)]
-        args += list(self.extra_args)
-        kwargs: dict[str, Any] = {}
-        if sys.platform == "win32":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
-        else:
-            # Its own session: a Ctrl-C in the terminal goes to us, and we stop jobs cleanly before it dies.
-            kwargs["start_new_session"] = True
-            kwargs["preexec_fn"] = die_with_parent_hook()
+        early, self._early = self._early, None
+        if early is not None:
+            try:
+                return self._serve(early)
+            except (
+                _Crashed,
+                RcloneStartError,
+            ) as exc:  # started again below, which reports a lasting problem
+                log.info("the rclone started early did not come up (%s); starting it again", exc)
+                self._cleanup()
         if self._spawner is None:
             self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rclone-spawn")
+        rate = self.bwlimit() if self.bwlimit is not None else "off"
+        spawned = self._spawner.submit(
+            spawn,
+            self.binary,
+            run_dir=self.run_dir,
+            config_file=self.config_file,
+            extra_args=self.extra_args,
+            env=self.env,
+            rate=rate,
+        ).result()
+        return self._serve(spawned)
 
-        def popen() -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                env=env,
-                **kwargs,
-            )
-
-        proc = self._spawner.submit(popen).result()
-        bind_to_this_process(proc)
+    def _serve(self, spawned: Spawned) -> RcClient:
+        """Wait until ``spawned`` serves and connect to it."""
+        proc = spawned.proc
         self._proc = proc
+        self._pidfile = spawned.pidfile
         found: list[str] = []
         tail: list[str] = []
         ready = threading.Event()
@@ -193,9 +191,9 @@ class RcloneDaemon:
 
         threading.Thread(target=pump, name="rclone-stderr", daemon=True).start()
         if not ready.wait(_START_TIMEOUT) or not found:
-            self._terminate(proc)
+            terminate(proc)
             code = proc.wait()
-            self._proc = None  # nothing to restart: the next call starts afresh (and says why it cannot)
+            self._cleanup()  # nothing to restart: the next call starts afresh (and says why it cannot)
             last = next((t for t in reversed(tail) if "rror" in t), tail[-1] if tail else "")
             if (
                 code > 0
@@ -204,18 +202,19 @@ class RcloneDaemon:
                 raise RcloneStartError("rcd", 0, f"rclone ({self.binary}) did not start: {why}")
             raise _Crashed(f"exit code {code}" + (f": {last}" if last else ", no output"))
         self._url = found[0]
-        self.rate = rate
+        self.rate = spawned.rate
         port = int(self._url.rsplit(":", 1)[1])
-        self._client = RcClient("127.0.0.1", port, user, password)
-        self._pidfile = self.run_dir / f"rcd-{os.getpid()}-{proc.pid}.pid"
-        self._pidfile.write_text(str(proc.pid))
+        self._client = RcClient("127.0.0.1", port, spawned.user, spawned.password)
         log.info("rclone daemon pid %s listening on %s", proc.pid, self._url)
         return self._client
 
     def stop(self) -> None:
         with self._lock:
+            if self._early is not None:
+                self._early.stop()
+                self._early = None
             if self._proc is not None:
-                self._terminate(self._proc)
+                terminate(self._proc)
             self._cleanup()
             if self._spawner is not None:
                 self._spawner.shutdown(wait=True)
@@ -233,16 +232,6 @@ class RcloneDaemon:
         if self._pidfile is not None:
             self._pidfile.unlink(missing_ok=True)
             self._pidfile = None
-
-    @staticmethod
-    def _terminate(proc: subprocess.Popen[str]) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
 
     def __enter__(self) -> RcloneDaemon:
         return self

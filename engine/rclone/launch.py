@@ -1,10 +1,12 @@
 """How a profile's rclone daemon is started, and starting it early.
 
-rclone takes ~0.1 s to come up, about as long as Python takes to import the rest of the engine. A command line
+rclone takes 60–80 ms to come up, about as long as Python takes to import the rest of the engine. A command line
 that knows it will transfer (``upload``, ``sync``) calls :func:`start_early` as soon as its arguments are parsed;
-the engine then adopts that daemon (:func:`adopt`) instead of starting its own, so the two waits overlap. A
-daemon nobody adopts is stopped by :func:`stop_unadopted`, at the latest at exit. Whatever goes wrong here is
-left for the engine to meet and report: starting early is only ever a head start.
+the engine then adopts that process (:func:`adopt`) instead of starting its own, so the two waits overlap. Only
+what finding and starting rclone needs is imported before it starts (not the HTTP client or the daemon class,
+which load while rclone comes up). A process nobody adopts is stopped by :func:`stop_unadopted`, at the latest
+at exit. Whatever goes wrong here is left for the engine to meet and report: starting early is only ever a head
+start.
 """
 
 from __future__ import annotations
@@ -14,18 +16,22 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.bwlimit import rate_now
 from engine.config import Profile, load_config
 from engine.home import Home
 from engine.rclone.binary import find_rclone
-from engine.rclone.daemon import RcloneDaemon
+from engine.rclone.spawn import Spawned, spawn
+
+if TYPE_CHECKING:
+    from engine.rclone.daemon import RcloneDaemon
 
 log = logging.getLogger(__name__)
 
 DaemonKey = tuple[str, str, str]
 
-_early: dict[DaemonKey, RcloneDaemon] = {}
+_early: dict[DaemonKey, tuple[Spawned, Path, Profile, Home]] = {}
 _lock = threading.Lock()
 
 
@@ -50,6 +56,8 @@ def daemon_key(binary: Path, profile: Profile) -> DaemonKey:
 def new_daemon(
     binary: Path, profile: Profile, home: Home, bwlimit: Callable[[], str] | None = None
 ) -> RcloneDaemon:
+    from engine.rclone.daemon import RcloneDaemon
+
     return RcloneDaemon(
         binary,
         config_file=profile.rclone_config,
@@ -60,45 +68,50 @@ def new_daemon(
 
 
 def start_early(home: Home, profile_name: str | None, bwlimit: str | None = None) -> None:
-    """Start, in the background, the daemon a run of ``profile_name`` will use (see the module docstring), with
-    the run's bandwidth limit (``bwlimit``, else the profile's) in force from the start."""
+    """Start the rclone a run of ``profile_name`` will use (see the module docstring), with the run's bandwidth
+    limit (``bwlimit``, else the profile's) in force from the start. It is started from the calling thread, to
+    which Linux ties its life: the main thread of a command line."""
     try:
         config = load_config(home)
         profile = config.profile(profile_name)
         binary = find_rclone(config.rclone)
         home.ensure()
+        limit = bwlimit or profile.bwlimit
+        spawned = spawn(
+            binary,
+            run_dir=home.run_dir,
+            config_file=profile.rclone_config,
+            env=rclone_env(profile),
+            rate=rate_now(limit) if limit else "off",
+        )
     except Exception as exc:  # the run itself meets the same problem and says it properly
         log.debug("rclone not started early: %s", exc)
         return
-    limit = bwlimit or profile.bwlimit
-    daemon = new_daemon(binary, profile, home, bwlimit=lambda: rate_now(limit) if limit else "off")
     with _lock:
-        _early[daemon_key(binary, profile)] = daemon
-
-    def start() -> None:
-        try:
-            daemon.start()
-        except Exception as exc:  # the run's first call starts it again and says what went wrong
-            log.debug("rclone did not start early: %s", getattr(exc, "message", exc))
-
-    threading.Thread(target=start, name="rclone-early", daemon=True).start()
+        _early[daemon_key(binary, profile)] = (spawned, binary, profile, home)
 
 
-def adopt(key: DaemonKey) -> RcloneDaemon | None:
-    """The daemon started early for ``key`` (from now on the caller's to stop), or None."""
+def adopt(key: DaemonKey, bwlimit: Callable[[], str] | None = None) -> RcloneDaemon | None:
+    """The daemon of the rclone started early for ``key`` (from now on the caller's to stop), or None."""
     with _lock:
-        return _early.pop(key, None)
+        early = _early.pop(key, None)
+    if early is None:
+        return None
+    spawned, binary, profile, home = early
+    daemon = new_daemon(binary, profile, home, bwlimit)
+    daemon.adopt(spawned)
+    return daemon
 
 
 def stop_unadopted() -> None:
-    """Stop the daemons started early that no engine adopted (a command interrupted or refused before its run
+    """Stop the rclone started early that no engine adopted (a command interrupted or refused before its run
     began). Front ends call it on their way out, while the interpreter still runs the thread rclone was started
     from: at exit that thread is gone, and rclone with it (Linux ties the parent-death signal to the thread)."""
     with _lock:
-        left = list(_early.values())
+        left = [spawned for spawned, *_ in _early.values()]
         _early.clear()
-    for daemon in left:
-        daemon.stop()
+    for spawned in left:
+        spawned.stop()
 
 
 atexit.register(stop_unadopted)  # the last resort, for a front end that did not
