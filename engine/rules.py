@@ -10,14 +10,33 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import pathspec
 
 from engine.errors import ConfigError
 
 DEFAULT_EXCLUDES: tuple[str, ...] = ("*.tmp", "*.part", "~$*", ".~lock*", "Thumbs.db", ".DS_Store")
+
+# A gitignore pattern that is only a name with * and ? (no slash, negation, class, escape, comment or space).
+_NAME_ONLY = re.compile(r"[^/!#\\\[\]\s][^/\\\[\]\s]*")
+
+
+def matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """``match_file`` of the gitignore-style ``patterns``: whether a ``/``-separated relative path is matched.
+
+    Patterns that are names only (``*.tmp``, ``Thumbs.db``, the defaults) match a path when any of its parts
+    matches, which one regular expression says for all of them at once; anything richer goes to ``pathspec``.
+    The scan asks this for every file of every dataset, and the defaults alone cost pathspec ~5 µs a file and
+    ~15 ms to import; ``tests/test_rules.py`` holds the two to the same answers."""
+    if all(_NAME_ONLY.fullmatch(p) and "**" not in p for p in patterns):
+        if not patterns:
+            return lambda rel: False
+        names = "|".join(re.escape(p).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") for p in patterns)
+        search = re.compile(rf"(?:^|/)(?:{names})(?:/|\Z)").search
+        return lambda rel: search(rel) is not None
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(patterns).match_file
 
 
 @dataclass
@@ -36,21 +55,21 @@ class FileRules:
     exclude: Sequence[str] = ()
     markers: Sequence[MarkerRule] = ()
     default_excludes: bool = True
-    _include: pathspec.GitIgnoreSpec | None = field(init=False, default=None)
-    _exclude: pathspec.GitIgnoreSpec = field(init=False)
+    _include: Callable[[str], bool] | None = field(init=False, default=None)
+    _exclude: Callable[[str], bool] = field(init=False)
     _markers: list[tuple[re.Pattern[str], MarkerRule]] = field(init=False)
 
     def __post_init__(self) -> None:
         patterns = [*(DEFAULT_EXCLUDES if self.default_excludes else ()), *self.exclude]
-        self._exclude = pathspec.GitIgnoreSpec.from_lines(patterns)
-        self._include = pathspec.GitIgnoreSpec.from_lines(self.include) if self.include else None
+        self._exclude = matcher(patterns)
+        self._include = matcher(self.include) if self.include else None
         self._markers = [(m.regex(), m) for m in self.markers]
 
     def wanted(self, rel: str) -> bool:
         """Upload this path (include/exclude rules)? Markers are data too and are uploaded like any file."""
-        if self._exclude.match_file(rel):
+        if self._exclude(rel):
             return False
-        return self._include is None or self._include.match_file(rel)
+        return self._include is None or self._include(rel)
 
     def marker_for(self, rel: str) -> str | None:
         """The dataset-relative path of the marker that must exist before ``rel`` counts as complete."""
