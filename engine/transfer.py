@@ -59,7 +59,9 @@ def source_root(f: FileRecord) -> str:
 
 class Digests:
     """The checksums of a batch, computed in the pool a few files per task: a Future per file cost more than
-    hashing a small file. Big files get a task each, so several hashing threads can share them."""
+    hashing a small file. Big files get a task each, so several hashing threads can share them. Hashing starts
+    with :meth:`start` (or the first :meth:`get`): once the batch's write-ahead is in the journal, so that the
+    hashing threads do not slow down the write-ahead that rclone's copy waits for."""
 
     FILES_PER_TASK = 32
     BYTES_PER_TASK = 32 << 20
@@ -67,27 +69,32 @@ class Digests:
     def __init__(
         self, pool: ThreadPoolExecutor, files: Sequence[FileRecord], fn: Callable[[FileRecord], Digest | str]
     ) -> None:
+        self._pool, self._files, self._fn = pool, files, fn
         self._where: dict[int, tuple[Future[list[Digest | str]], int]] = {}
+
+    def start(self) -> None:
+        if self._where or not self._files:
+            return
         part: list[FileRecord] = []
         size = 0
-        for f in files:
+        for f in self._files:
             part.append(f)
             size += f.size
             if len(part) >= self.FILES_PER_TASK or size >= self.BYTES_PER_TASK:
-                self._submit(pool, part, fn)
+                self._submit(part)
                 part, size = [], 0
         if part:
-            self._submit(pool, part, fn)
+            self._submit(part)
 
-    def _submit(
-        self, pool: ThreadPoolExecutor, part: list[FileRecord], fn: Callable[[FileRecord], Digest | str]
-    ) -> None:
-        fut = pool.submit(lambda: [fn(f) for f in part])
+    def _submit(self, part: list[FileRecord]) -> None:
+        fn = self._fn
+        fut = self._pool.submit(lambda: [fn(f) for f in part])
         for i, f in enumerate(part):
             self._where[f.id] = (fut, i)
 
     def get(self, f: FileRecord) -> Digest | str:
         """The digest of ``f`` (or why it has none), waiting for its task if need be."""
+        self.start()
         fut, i = self._where[f.id]
         return fut.result()[i]
 
@@ -286,6 +293,7 @@ class BatchTransfer:
         t0 = time.perf_counter()
         self.journal.update_files([(f.id, {"state": UPLOADING, "writing": 1}) for f in files])
         log.debug("write-ahead of %d files: %.3f s", len(files), time.perf_counter() - t0)
+        digests.start()
         errors: dict[str, str] = {}
         job_error: str | None = None
         if len(files) == 1 and files[0].size <= SINGLE_FILE_MAX:
