@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from engine.config import load_config
+from engine.config import Profile, load_config
 from engine.errors import UsageError
 from engine.home import Home
 from engine.journal import REGISTERED, VERIFIED, DatasetRecord, FileRecord, Journal
 from engine.rclone import RcloneDaemon, find_rclone
-from engine.storage import RemoteFile, Storage
+from engine.storage import RemoteFile, Storage, redact_fs
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,29 @@ def verify(home: Home, *, dataset: str | None = None, download: bool = False) ->
                         find_rclone(config.rclone), config_file=profile.rclone_config, run_dir=home.run_dir
                     )
                 storage = Storage(
-                    daemons[key], profile.storage, run_dir=home.run_dir, local_verify=profile.local_verify
+                    daemons[key],
+                    storage_root(rec, profile),
+                    run_dir=home.run_dir,
+                    local_verify=profile.local_verify,
                 )
                 results.append(_verify_dataset(journal, storage, rec, download))
         finally:
             for daemon in daemons.values():
                 daemon.stop()
     return results
+
+
+def storage_root(rec: DatasetRecord, profile: Profile) -> str:
+    """The storage root the dataset was uploaded to: its profile's, or the one ``--storage`` named for the run
+    (the journal keeps it, with any secret in it masked)."""
+    if rec.storage == redact_fs(profile.storage):
+        return profile.storage
+    if "***" not in rec.storage:
+        return rec.storage
+    raise UsageError(
+        f"dataset '{rec.name}' was uploaded to {rec.storage}; DataUploader does not keep the secret of that "
+        "connection string: name the storage as an rclone remote or in a profile to verify it"
+    )
 
 
 def _verify_dataset(journal: Journal, storage: Storage, rec: DatasetRecord, download: bool) -> VerifyResult:

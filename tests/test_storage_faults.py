@@ -139,6 +139,19 @@ def test_verify_finds_stored_files_changed_behind_our_back(cli: Cli, tmp_path: P
     assert cli("verify", "--dataset", "nope").code == 2
 
 
+def test_verify_checks_the_storage_a_run_named_with_storage(cli: Cli, tmp_path: Path) -> None:
+    """`upload --storage FOLDER` puts the dataset outside the profile's storage; verify looks there too (it used
+    to look in the profile's storage and call every file missing)."""
+    src = write_tree(tmp_path / "src", {f"f{i}.dat": os.urandom(3000) for i in range(3)})
+    elsewhere = tmp_path / "elsewhere"
+    assert cli("upload", str(src), "--dataset", "ds", "--storage", str(elsewhere)).code == 0
+    r = cli("verify", "--dataset", "ds")
+    assert r.code == 0 and "OK" in r.out and str(elsewhere) in r.out, (r.out, r.err)
+    (elsewhere / "ds" / "f0.dat").unlink()
+    r = cli("verify", "--dataset", "ds")
+    assert r.code == 1 and "DIFFERENT f0.dat: missing on the storage" in r.out, (r.out, r.err)
+
+
 def test_verify_on_webdav_uses_size_and_time_or_reads_back(cli: Cli, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {f"f{i}.dat": os.urandom(3000) for i in range(4)})
     with WsgiDav(tmp_path / "srv") as srv:  # not rclone's server: its directory cache would hide the change
