@@ -22,6 +22,8 @@ from engine.storage import Storage
 
 @dataclass
 class RunContext:
+    """What one run works with: its own journal connection, and the catalogue, rclone and gate it shares."""
+
     home: Home
     profile: Profile
     journal: Journal  # this run's own connection

@@ -28,11 +28,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Event:
+    """What every event carries: when it happened (front ends queue events and show them later)."""
+
     time: float = field(default_factory=time.time, kw_only=True)
 
 
 @dataclass
 class DatasetStarted(Event):
+    """A run of a dataset began, in batch or sync mode."""
+
     dataset_id: int
     name: str
     mode: Mode
@@ -56,6 +60,8 @@ class ProgressUpdate(Event):
 
 @dataclass
 class FileVerified(Event):
+    """A file is on storage and checked against the source: ``verification`` names the hash, or "size"."""
+
     dataset_id: int
     path: str
     size: int
@@ -64,6 +70,8 @@ class FileVerified(Event):
 
 @dataclass
 class FileFailed(Event):
+    """A file could not be uploaded: ``permanent`` ones need the user, the others are tried again."""
+
     dataset_id: int
     name: str
     path: str
@@ -98,6 +106,8 @@ class DatasetFinished(Event):
 
 @dataclass
 class StorageUnreachable(Event):
+    """The storage stopped answering: the files wait and are tried again when it is back."""
+
     dataset_id: int
     name: str
     reason: str
@@ -105,23 +115,31 @@ class StorageUnreachable(Event):
 
 @dataclass
 class StorageReachable(Event):
+    """The storage answers again after it was unreachable."""
+
     dataset_id: int
     name: str
 
 
 @dataclass
 class CatalogueUnreachable(Event):
+    """The catalogue stopped answering: verified files stay queued for registration."""
+
     profile: str
     reason: str
 
 
 @dataclass
 class CatalogueReachable(Event):
+    """The catalogue answers again: the queued registrations are being sent."""
+
     profile: str
 
 
 @dataclass
 class LoginExpiring(Event):
+    """The catalogue login ends soon: log in again before registrations have to wait."""
+
     profile: str
     user: str
     expires: float  # epoch seconds
@@ -129,17 +147,19 @@ class LoginExpiring(Event):
 
 @dataclass
 class LoginExpired(Event):
+    """The catalogue login ended: uploads go on, registrations wait for a new login."""
+
     profile: str
 
 
 @dataclass
 class EnginePaused(Event):
-    pass
+    """No transfer starts until the engine resumes; copies in flight were stopped and are redone."""
 
 
 @dataclass
 class EngineResumed(Event):
-    pass
+    """Transfers may start again after a pause."""
 
 
 # -- the bus ---------------------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ class SourceChanged(Exception):
 
 @dataclass
 class Digest:
+    """A file's checksums as it was read, with the size and time that identify that version of it."""
+
     sha256: str
     alt: str | None
     size: int

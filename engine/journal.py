@@ -132,6 +132,8 @@ class JournalDamaged(UsageError):
 
 @dataclass
 class DatasetRecord:
+    """One dataset as the journal keeps it: its names, where it goes, its catalogue record, its state."""
+
     id: int
     profile: str
     investigation: str
@@ -204,6 +206,8 @@ class Counts:
 
 @dataclass
 class ScanResult:
+    """What merging a scan changed: counts for the log, and the paths that left the source unuploaded."""
+
     total: int
     new: int
     changed: int

@@ -32,6 +32,8 @@ class Phase(str, Enum):
 
 @dataclass
 class FailedFile:
+    """A file a run could not upload, with the reason the user is shown."""
+
     path: str
     reason: str
     permanent: bool = True
@@ -69,6 +71,8 @@ class RunReport:
 
 @dataclass
 class Progress:
+    """One dataset's progress as front ends show it: files and bytes verified of the total, rate, ETA."""
+
     dataset_id: int
     pid: int
     phase: str
@@ -116,6 +120,8 @@ class DatasetState:
 
 @dataclass
 class EngineSnapshot:
+    """What a front end needs to redraw itself: whether the engine is paused, and every dataset."""
+
     paused: bool
     datasets: tuple[DatasetState, ...]
 

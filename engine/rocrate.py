@@ -32,6 +32,8 @@ _URI_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote() leaves as it is (sa
 
 @dataclass
 class CrateFile:
+    """One File entity of the manifest."""
+
     path: str
     size: int
     sha256: str
@@ -40,6 +42,8 @@ class CrateFile:
 
 @dataclass
 class CrateDataset:
+    """What the manifest says about the dataset as a whole."""
+
     name: str
     investigation: str | None
     description: str | None

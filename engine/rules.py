@@ -41,6 +41,8 @@ def matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
 
 @dataclass
 class MarkerRule:
+    """An instrument's ready marker: a file matching ``files`` is complete once its ``marker`` exists."""
+
     files: str
     marker: str
 
@@ -51,6 +53,8 @@ class MarkerRule:
 
 @dataclass
 class FileRules:
+    """Which files of a dataset are uploaded (include/exclude patterns), and when (ready markers)."""
+
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     markers: Sequence[MarkerRule] = ()

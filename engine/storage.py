@@ -43,6 +43,8 @@ VERIFY_HASHES = ("sha256", "sha1", "md5")
 
 @dataclass
 class RemoteFile:
+    """A file on storage as a listing shows it: what verification compares with the source."""
+
     size: int
     hash: str | None
     mtime: float | None = None  # epoch seconds, when asked for (size-only backends: what `verify` compares)
@@ -63,6 +65,8 @@ def parse_time(text: str) -> float | None:
 
 @dataclass
 class StorageInfo:
+    """What a storage backend offers (its hashes), and so how copies on it are verified."""
+
     backend: str
     hashes: tuple[str, ...]
     verify_hash: str | None

@@ -101,6 +101,8 @@ class Digests:
 
 @dataclass
 class BatchResult:
+    """What became of each file of a batch: for the journal, the events and the next attempt."""
+
     verified: list[Item] = field(default_factory=list)
     failed: list[tuple[Item, str]] = field(default_factory=list)
     # Try again after a back-off; the flag says whether this try counts against max_attempts (transient

@@ -61,6 +61,8 @@ class TransientError(CatalogueError):
 
 @dataclass
 class Session:
+    """Who is logged in to a catalogue, and until when (the front ends warn before it ends)."""
+
     user: str
     email: str | None = None
     groups: tuple[str, ...] = ()
@@ -81,6 +83,8 @@ class Credentials:
 
 @dataclass
 class Investigation:
+    """An investigation (proposal) as the catalogue knows it: every dataset belongs to one."""
+
     id: str
     title: str | None = None
     description: str | None = None
@@ -121,6 +125,8 @@ class DatasetChanges:
 
 @dataclass
 class FileEntry:
+    """One file as the catalogue registers it, with the sha256 a user can check a download against."""
+
     path: str  # relative to the dataset root, '/'-separated
     size: int
     mtime: float  # epoch seconds

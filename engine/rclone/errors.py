@@ -17,6 +17,8 @@ UNKNOWN = "unknown"
 
 @dataclass
 class Classified:
+    """An rclone error sorted by what to do about it (``kind``), and the sentence to show for it."""
+
     kind: str
     reason: str  # what to show the user: a plain sentence, then rclone's message
     full: bool = False  # the storage is full: permanent for a batch run, worth waiting for in sync mode
