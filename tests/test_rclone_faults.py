@@ -73,6 +73,13 @@ def test_rclone_dies_with_the_uploader(cli: Cli, tmp_path: Path) -> None:
     r = cli("upload", str(src), "--dataset", "ds")
     assert r.code == 0, r.err
     assert_uploaded(cli.storage / "ds", src)
+    # What the killed run left in the run folder (its daemon's pid file, the file lists it gave rclone) is gone.
+    left = sorted(
+        p.name
+        for p in (cli.home / "run").iterdir()
+        if p.name.startswith((f"rcd-{proc.pid}-", f"files-{proc.pid}-"))
+    )
+    assert not left, left
 
 
 def test_a_restarted_rclone_keeps_the_bandwidth_limit(tmp_path: Path) -> None:

@@ -269,7 +269,15 @@ class RcloneDaemon:
 
 
 def reap_orphans(run_dir: Path) -> None:
-    """Stop rclone daemons left behind by DataUploader processes that were killed without cleaning up."""
+    """Stop rclone daemons left behind by DataUploader processes that were killed without cleaning up, and
+    delete the file lists they handed to rclone (``files-<pid>-<token>.lst``, one per copy or listing)."""
+    for listing in run_dir.glob("files-*-*.lst"):
+        try:
+            owner = int(listing.name.split("-")[1])
+        except ValueError:
+            continue
+        if not pid_alive(owner):
+            listing.unlink(missing_ok=True)
     for pidfile in run_dir.glob("rcd-*-*.pid"):
         try:
             owner, child = (int(x) for x in pidfile.stem.split("-")[1:3])
