@@ -16,7 +16,7 @@ from engine.events import Event
 from engine.gate import TransferGate
 from engine.home import Home
 from engine.journal import Journal
-from engine.rclone import RcloneDaemon
+from engine.rclone.daemon import RcloneDaemon
 from engine.storage import Storage
 
 

