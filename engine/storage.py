@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -212,7 +211,7 @@ class Storage:
 
     @contextmanager
     def _file_list(self, names: Sequence[str]) -> Iterator[str]:
-        path = self.run_dir / f"files-{os.getpid()}-{secrets.token_hex(6)}.lst"
+        path = self.run_dir / f"files-{os.getpid()}-{os.urandom(6).hex()}.lst"
         with open(path, "wb") as fh:
             for name in names:
                 fh.write(name.encode("utf-8"))
@@ -310,9 +309,10 @@ class Storage:
             outcome.bytes = int(stats.get("bytes", 0))
             if on_bytes is not None:
                 on_bytes(outcome.bytes)
-            for t in self.daemon.call("core/transferred", group=group).get("transferred") or ():
-                if t.get("error"):
-                    outcome.file_errors[str(t.get("name"))] = str(t["error"])
+            if outcome.error is not None:  # a copy that succeeded had no file fail; a failed one says which
+                for t in self.daemon.call("core/transferred", group=group).get("transferred") or ():
+                    if t.get("error"):
+                        outcome.file_errors[str(t.get("name"))] = str(t["error"])
             self.daemon.call("core/stats-delete", group=group)
         except RcloneError as exc:  # statistics are a nicety; verification decides what arrived
             log.debug("could not read stats of %s: %s", group, exc)
