@@ -7,6 +7,7 @@ with nothing transferred, 130 interrupted (run the same command again to resume)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import gc
 import json
@@ -443,9 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # yet Python would walk them again and again (5 % of the start of a command, measured).
     gc.disable()
     try:
-        return _main(args, early, signals, own_process=argv is None)
+        code = _main(args, early, signals, own_process=argv is None)
     except KeyboardInterrupt:
-        return _interrupted_exit()
+        code = _interrupted_exit()
     finally:
         if early:  # a daemon started early that no run adopted (interrupted or refused before it began)
             from engine import stop_rclone_early
@@ -457,6 +458,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The process ends now. Python's last garbage collection would walk every object of the engine
             # (~40 ms of each run, measured); frozen, they are simply left to the operating system.
             gc.freeze()
+    if argv is None and not any(t.is_alive() and not t.daemon for t in _others()):
+        _leave(code)
+    return code
+
+
+def _others() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t is not threading.main_thread()]
+
+
+def _leave(code: int) -> NoReturn:
+    """End the process now. Everything is written and closed (the engine joined its threads, the journal is
+    checkpointed, rclone is stopped), so what Python's own shutdown would still do — take apart every module and
+    object of the engine — serves nobody: ~10 ms of each command, measured."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe: nothing more to say anyway
+            stream.flush()
+    os._exit(code)
 
 
 def _main(args: argparse.Namespace, early: bool, signals: list[int], *, own_process: bool) -> int:
