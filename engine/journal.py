@@ -672,11 +672,17 @@ class Journal:
         return [(_file(r[:-1]), str(r[-1])) for r in rows]
 
     def end_registering(
-        self, dataset_id: int, registered: Sequence[tuple[int, str]], dropped: Sequence[int] = ()
+        self,
+        dataset_id: int,
+        registered: Sequence[tuple[int, str]],
+        dropped: Sequence[int] = (),
+        *,
+        intents: bool = True,
     ) -> int:
         """In one transaction: mark ``registered`` ``(file_id, sha256)`` registered — only while the file is still
         verified with that checksum (a file changed meanwhile is uploaded and registered again) — and forget the
-        intents of those and of ``dropped``. Returns how many files became registered."""
+        intents of those and of ``dropped`` (``intents=False``: none were recorded). Returns how many files became
+        registered."""
         n = 0
         with self.transaction() as db:
             now = time.time()
@@ -687,7 +693,7 @@ class Journal:
                     [(REGISTERED, sha, now, file_id, VERIFIED, sha) for file_id, sha in registered],
                 )
                 n = max(0, cur.rowcount)
-            for chunk in _chunks([f for f, _ in registered] + list(dropped), 500):
+            for chunk in _chunks([f for f, _ in registered] + list(dropped) if intents else dropped, 500):
                 db.execute(
                     f"DELETE FROM registering WHERE dataset_id=? AND file_id IN ({','.join('?' * len(chunk))})",
                     (dataset_id, *chunk),

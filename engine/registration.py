@@ -1,9 +1,10 @@
 """The last steps of a file and a dataset: catalogue registration and the manifest on storage.
 
 A file is done only when it is verified on storage *and* registered; registration is batched (≤ 10,000 files a
-call, the SciCat origdatablock limit). Each batch is journaled as an intent before the call and marked registered
-after it; a crash in between leaves the intent, and the next run asks the catalogue what arrived before sending
-the rest, so an append-only catalogue (SciCat) never lists the same file version twice.
+call, the SciCat origdatablock limit). For a remote catalogue each batch is journaled as an intent before the
+call and marked registered after it; a crash in between leaves the intent, and the next run asks the catalogue
+what arrived before sending the rest, so an append-only catalogue (SciCat) never lists the same file version
+twice. The local catalogue's append is an upsert on this disk: a batch whose outcome is unknown is sent again.
 """
 
 from __future__ import annotations
@@ -48,16 +49,21 @@ def register_verified(journal: Journal, catalogue: Catalogue, rec: DatasetRecord
     Each page is recorded as an intent before the catalogue call and marked registered in one transaction after
     it; intents left by a crash or a lost answer are first checked against the catalogue (:func:`_recover`), so
     a file version is never listed twice in an append-only catalogue.
+    A catalogue where a resend is free (the local one) needs no intents: a page whose outcome is unknown is
+    still verified in the journal and is sent again.
     """
     assert rec.catalogue_id is not None
     total = _recover(journal, catalogue, rec)
+    # Without intents, a page whose outcome is unknown stays verified and is simply sent again.
+    intents = not catalogue.resend_is_free
     while True:
         page = journal.files_in_state(rec.id, (VERIFIED,), limit=REGISTER_CHUNK)
         if not page:
             return total
-        journal.begin_registering(rec.id, page)
+        if intents:
+            journal.begin_registering(rec.id, page)
         catalogue.append_files(rec.catalogue_id, [_entry(f) for f in page])
-        total += journal.end_registering(rec.id, [(f.id, f.sha256 or "") for f in page])
+        total += journal.end_registering(rec.id, [(f.id, f.sha256 or "") for f in page], intents=intents)
 
 
 def _recover(journal: Journal, catalogue: Catalogue, rec: DatasetRecord) -> int:
@@ -80,9 +86,10 @@ def _recover(journal: Journal, catalogue: Catalogue, rec: DatasetRecord) -> int:
     return n
 
 
-def _crate_files(journal: Journal, dataset_id: int) -> Iterable[CrateFile]:
-    for rel, size, sha256, mtime_ns in journal.manifest_rows(dataset_id, (REGISTERED,)):
-        yield CrateFile(path=rel, size=size, sha256=sha256 or "", mtime=mtime_ns / 1e9)
+def _crate_files(journal: Journal, key: _ManifestKey) -> Iterable[CrateFile]:
+    """The registered files for the manifest; ``key`` learns them on the way (one pass over the journal)."""
+    for rel, size, sha256, mtime_ns in journal.manifest_rows(key.dataset_id, (REGISTERED,)):
+        yield CrateFile(path=rel, size=size, sha256=sha256 or "", mtime=key.add(rel, size, sha256, mtime_ns))
 
 
 def complete_dataset(
@@ -117,8 +124,9 @@ def complete_dataset(
         license=license,
     )
     dataset_fs = storage.fs(rec.target)
-    # What the manifest says, not when it was written, decides whether it must be written again.
-    digest, first, last = _manifest_key(journal, rec)
+    # What the manifest says, not when it was written, decides whether it must be written again. Never written,
+    # it must be: its key is then learnt while it is written, not in a pass of its own.
+    digest, first, last = _manifest_key(journal, rec) if rec.manifest_sha256 is not None else ("", 0.0, 0.0)
     if digest != rec.manifest_sha256:
         for attempt in range(MANIFEST_ATTEMPTS):
             try:
@@ -134,8 +142,10 @@ def complete_dataset(
                     )
                 with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
                     path = Path(tmp) / MANIFEST_NAME
-                    write_crate(path, crate, _crate_files(journal, rec.id))
+                    key = _ManifestKey(rec)
+                    write_crate(path, crate, _crate_files(journal, key))
                     storage.put(path, dataset_fs, MANIFEST_NAME)
+                digest, first, last = key.result()
                 break
             except RcloneError as exc:
                 c = classify(exc.message)
@@ -175,27 +185,42 @@ def _our_manifest(storage: Storage, rec: DatasetRecord, run_dir: Path) -> bool:
             return False
 
 
-def _manifest_key(journal: Journal, rec: DatasetRecord) -> tuple[str, float, float]:
+class _ManifestKey:
     """The manifest's content key, and the oldest and newest registered file's mtime (when the data was taken:
-    the catalogue's creation and end time)."""
-    h = hashlib.sha256(
-        json.dumps(
-            [rec.name, rec.investigation, rec.description, rec.investigation_description, rec.meta],
-            sort_keys=True,
-        ).encode()
-    )
-    first, last = float("inf"), float("-inf")
-    # The rows as they are (no CrateFile each): the same text as ever, so a finished dataset's key does not change.
-    for rel, size, sha256, mtime_ns in journal.manifest_rows(rec.id, (REGISTERED,)):
+    the catalogue's creation and end time), fed the journal's rows as they are (no CrateFile each: the same text
+    as ever, so a finished dataset's key does not change)."""
+
+    def __init__(self, rec: DatasetRecord) -> None:
+        self.dataset_id = rec.id
+        self.created = rec.created
+        self.h = hashlib.sha256(
+            json.dumps(
+                [rec.name, rec.investigation, rec.description, rec.investigation_description, rec.meta],
+                sort_keys=True,
+            ).encode()
+        )
+        self.first, self.last = float("inf"), float("-inf")
+
+    def add(self, rel: str, size: int, sha256: str | None, mtime_ns: int) -> float:
         mtime = mtime_ns / 1e9
-        h.update(f"{rel}\0{size}\0{sha256 or ''}\0{mtime}\n".encode())
-        if mtime < first:
-            first = mtime
-        if mtime > last:
-            last = mtime
-    if first > last:  # no file registered: complete_dataset never gets here, but keep the times sane
-        first = last = rec.created
-    return h.hexdigest(), first, last
+        self.h.update(f"{rel}\0{size}\0{sha256 or ''}\0{mtime}\n".encode())
+        if mtime < self.first:
+            self.first = mtime
+        if mtime > self.last:
+            self.last = mtime
+        return mtime
+
+    def result(self) -> tuple[str, float, float]:
+        if self.first > self.last:  # no file registered (complete_dataset never gets here): keep times sane
+            return self.h.hexdigest(), self.created, self.created
+        return self.h.hexdigest(), self.first, self.last
+
+
+def _manifest_key(journal: Journal, rec: DatasetRecord) -> tuple[str, float, float]:
+    key = _ManifestKey(rec)
+    for row in journal.manifest_rows(rec.id, (REGISTERED,)):
+        key.add(*row)
+    return key.result()
 
 
 __all__ = ["complete_dataset", "register_verified"]

@@ -138,6 +138,10 @@ class Catalogue(Protocol):
     name: str
     needs_login: bool
     can_create_investigations: bool
+    # Whether sending the same files again is harmless and as cheap as the first time (the local catalogue's
+    # upsert): then a registration whose outcome is unknown is simply sent again, and the journal keeps no
+    # intents for it. A remote catalogue keeps them (:mod:`engine.registration`).
+    resend_is_free: bool
 
     def probe(self) -> None:
         """Check that the catalogue answers and is the kind the profile names, before a person is asked for a

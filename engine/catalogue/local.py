@@ -53,6 +53,7 @@ class LocalCatalogue:
     name = "local"
     needs_login = False
     can_create_investigations = True
+    resend_is_free = True  # an upsert in a database on this disk
 
     def __init__(self, path: Path) -> None:
         private_dir(path.parent)

@@ -17,6 +17,7 @@ from engine.credentials import TokenStore
 class SciCatCatalogue:
     name = "scicat"
     needs_login = True
+    resend_is_free = False  # a resend re-reads the dataset's blocks over the network
 
     def __init__(self, settings: SciCatSettings, store: TokenStore, profile: str = "default") -> None:
         self.settings = settings
