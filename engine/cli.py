@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import gc
 import json
 import logging
@@ -49,6 +48,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _unknown_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
     """The message for options the (sub)command does not know, with the near miss a typo most likely meant."""
+    import difflib  # only for a typo: not worth its import on every command
+
     known = [o for a in parser._actions for o in a.option_strings]
     parts = []
     for extra in extras:
