@@ -10,12 +10,14 @@ import contextlib
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import (
+    REPO,
     Cli,
     assert_uploaded,
     child_pids,
@@ -139,3 +141,33 @@ def test_a_copy_whose_call_never_began_or_failed_oddly_is_not_waited_for(tmp_pat
     with pytest.raises(TimeoutError):
         copy(timed_out)
     assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("user_gogc", [None, "150"])
+def test_rclone_runs_with_a_lazier_garbage_collector_unless_the_user_set_one(
+    cli: Cli, tmp_path: Path, user_gogc: str | None
+) -> None:
+    """GOGC=400 for the daemon (engine.rclone.launch.GOGC: small files upload faster), a GOGC of the user's own
+    wins."""
+    src = _source(tmp_path, n=20, size=1_000_000)
+    env = dict(cli.env)
+    env.pop("GOGC", None)
+    if user_gogc is not None:
+        env["GOGC"] = user_gogc
+    proc = subprocess.Popen(
+        cli.argv("upload", str(src), "--dataset", "ds", "--bwlimit", "4M"),
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        kids: list[int] = []
+        wait_for(lambda: bool(kids.extend(child_pids(proc.pid)) or kids), 20, "rcd")
+        environ = Path(f"/proc/{kids[0]}/environ").read_bytes().split(b"\0")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        ensure_stopped(proc)
+    assert proc.returncode == 0, (out, err)
+    assert f"GOGC={user_gogc or '400'}".encode() in environ

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -31,13 +32,21 @@ log = logging.getLogger(__name__)
 
 DaemonKey = tuple[str, str, str]
 
+# How much Go's garbage collector lets rclone's heap grow between collections (Go's default is 100). Small files
+# make rclone allocate per file, and at 100 the collector ran often enough to cost a tenth of a small-file upload:
+# at 400 a 2,000-file upload to a local folder took 7-9 % less time and 9-11 % less CPU, and rclone's peak memory
+# went from 82 to 111-123 MiB (unchanged for four 256 MiB files: 130 MiB); 800 made it 160 MiB for little more
+# (measured side by side, README "Performance"). A GOGC set in the environment is left alone.
+GOGC = "400"
+
 _early: dict[DaemonKey, tuple[Spawned, Path, Profile, Home]] = {}
 _lock = threading.Lock()
 
 
 def rclone_env(profile: Profile) -> dict[str, str]:
     """Backend tuning handed to the rclone daemon through its environment (it applies to every remote)."""
-    return {
+    env = {} if "GOGC" in os.environ else {"GOGC": GOGC}
+    return env | {
         # rclone's webdav client spaces requests ≥ 10 ms apart by default, capping small files at ~30 files/s
         # whatever --transfers is; --transfers already bounds the load on the server.
         "RCLONE_WEBDAV_PACER_MIN_SLEEP": profile.webdav_pacer,
