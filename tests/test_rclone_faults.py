@@ -171,3 +171,5 @@ def test_rclone_runs_with_a_lazier_garbage_collector_unless_the_user_set_one(
         ensure_stopped(proc)
     assert proc.returncode == 0, (out, err)
     assert f"GOGC={user_gogc or '400'}".encode() in environ
+    # And no stat before every read of a source: the transfer checks the source itself (engine.transfer).
+    assert b"RCLONE_LOCAL_NO_CHECK_UPDATED=true" in environ

@@ -54,6 +54,11 @@ def rclone_env(profile: Profile) -> dict[str, str]:
         "RCLONE_RETRIES": "1",
         # A symbolic link to a file at the source uploads the file (-L; the scan never lists links to folders).
         "RCLONE_LOCAL_COPY_LINKS": "true",
+        # rclone stats the source before every read it makes of it (a 64 KiB file costs several), to abort a copy
+        # whose source changes. The transfer checks that already, end to end: the source is stat'ed before and
+        # after it is hashed and again after the copy, and the copy on storage must match that hash (or size and
+        # time). A source that changes mid-copy is then uploaded again, as before; 4-5 % of a 2,000-file upload.
+        "RCLONE_LOCAL_NO_CHECK_UPDATED": "true",
     }
 
 

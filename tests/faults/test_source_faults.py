@@ -280,3 +280,37 @@ def test_file_truncated_mid_upload(cli: Cli, tmp_path: Path) -> None:
     rows = {p: (s, h) for p, s, h in catalogue_files(cli.home, "ds")}
     data = (src / "big.bin").read_bytes()
     assert rows["big.bin"] == (1 << 20, hashlib.sha256(data).hexdigest())
+
+
+def _rewrite_in_place(path: Path) -> None:
+    """An instrument rewriting a file it already closed: same size, new bytes, near both ends."""
+    with open(path, "r+b") as fh:
+        fh.write(os.urandom(4096))
+        fh.seek(-4096, os.SEEK_END)
+        fh.write(os.urandom(4096))
+
+
+def _append(path: Path) -> None:
+    with open(path, "ab") as fh:
+        fh.write(os.urandom(100_000))
+
+
+@pytest.mark.parametrize("change", [_rewrite_in_place, _append], ids=["rewritten", "appended"])
+def test_file_changed_mid_upload_lands_as_it_is_now(
+    change: Callable[[Path], None], cli: Cli, tmp_path: Path
+) -> None:
+    """rclone no longer stats the source before each read (engine.rclone.launch): the transfer's own checks catch
+    a change under the copy, and the file is uploaded again — what is stored and registered is the file as it is
+    now, never a mix of two versions."""
+    src = _with_big(tmp_path / "src")
+    code, out, err = _mid_upload(cli, src, change)
+    no_traceback(out, err)
+    assert code == 0, f"exit {code}:\n{tail(out + err)}"
+    dest = cli.storage / "ds"
+    assert not partial_files(dest)
+    got = tree_bytes(dest)
+    got.pop("ro-crate-metadata.json")
+    assert got == tree_bytes(src)
+    data = (src / "big.bin").read_bytes()
+    rows = {p: (s, h) for p, s, h in catalogue_files(cli.home, "ds")}
+    assert rows["big.bin"] == (len(data), hashlib.sha256(data).hexdigest())
