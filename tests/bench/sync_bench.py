@@ -18,6 +18,7 @@ Prints one JSON document.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -221,6 +222,15 @@ def proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def child_pids(pid: int) -> list[int]:
+    """The engine's children: its rclone daemon (started from one of its threads)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
 def idle(work: Path, seconds: float) -> dict[str, Any]:
     src = work / "idle-src"
     for d in range(10_000):
@@ -235,12 +245,17 @@ def idle(work: Path, seconds: float) -> dict[str, Any]:
     catchup_s = time.perf_counter() - t
     try:
         time.sleep(2.0)
+        kids = child_pids(proc.pid)
         c0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
-        peak = 0.0
+        k0 = sum(proc_cpu_seconds(k) for k in kids)
+        peak = kid_peak = 0.0
         while time.monotonic() - t0 < seconds:
             time.sleep(1.0)
             peak = max(peak, proc_rss_mb(proc.pid))
-        cpu = (proc_cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
+            kid_peak = max(kid_peak, sum(proc_rss_mb(k) for k in kids))
+        elapsed = time.monotonic() - t0
+        cpu = (proc_cpu_seconds(proc.pid) - c0) / elapsed
+        kid_cpu = (sum(proc_cpu_seconds(k) for k in kids) - k0) / elapsed
     finally:
         stop_sync(proc)
     return {
@@ -250,8 +265,11 @@ def idle(work: Path, seconds: float) -> dict[str, Any]:
         "sync_start_to_watching_seconds": round(catchup_s, 1),
         "idle_cpu_percent_of_one_core": round(100 * cpu, 2),
         "engine_rss_mb": round(peak, 1),
+        # Its rclone daemon, apart; the targets hold for the two together.
+        "rclone_idle_cpu_percent_of_one_core": round(100 * kid_cpu, 2),
+        "rclone_rss_mb": round(kid_peak, 1),
         "targets": {"cpu_percent": 2.0, "rss_mb": 200},
-        "met": cpu <= 0.02 and peak <= 200,
+        "met": cpu + kid_cpu <= 0.02 and peak + kid_peak <= 200,
     }
 
 

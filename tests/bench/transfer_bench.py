@@ -282,9 +282,9 @@ def bench(workload: str, target_kind: str, runs: int, work: Path, sample: int) -
         rss: list[float] = []
         rclone_rss: list[float] = []
         # The two timed runs alternate (DataUploader, raw; raw, DataUploader; ...) with nothing else between them,
-        # so each follows each kind of run equally often. The VM's next run is measurably slower after some runs
-        # than after others (W1's raw copy took 0.64-0.72 s after a DataUploader run, 0.58-0.60 s after another raw copy): a
-        # fixed order (the one-file runs and the warm engine in between) favoured one side.
+        # so each follows each kind of run equally often. On this VM a run is measurably slower after some runs
+        # than after others (W1's raw copy took 0.64-0.72 s after a DataUploader run, 0.58-0.60 s after another
+        # raw copy): a fixed order (the one-file runs and the warm engine in between) favoured one side.
         for i in range(runs):
             for which in ("du", "raw") if i % 2 == 0 else ("raw", "du"):
                 target.fresh()
