@@ -10,9 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from engine.journal import DatasetRecord, Journal
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -125,6 +128,21 @@ def assert_uploaded(dest: Path, src: Path) -> None:
     assert "ro-crate-metadata.json" in got
     got.pop("ro-crate-metadata.json")
     assert got == tree_bytes(src)
+
+
+def journal_dataset(journal: Journal, name: str = "ds") -> DatasetRecord:
+    """A dataset of the local catalogue in ``journal``, for tests (and benchmarks) that drive the journal."""
+    return journal.create_dataset(
+        profile="default",
+        investigation="",
+        name=name,
+        storage="/s",
+        target=name,
+        catalogue="local",
+        description=None,
+        investigation_description=None,
+        meta={},
+    )
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:

@@ -8,20 +8,11 @@ from engine.catalogue.base import DatasetSpec
 from engine.catalogue.local import LocalCatalogue
 from engine.journal import REGISTERED, VERIFIED, DatasetRecord, Journal
 from engine.registration import _entry, register_verified
+from tests.conftest import journal_dataset
 
 
 def _verified(journal: Journal, n: int) -> DatasetRecord:
-    rec = journal.create_dataset(
-        profile="default",
-        investigation="inv",
-        name="ds",
-        storage="/storage",
-        target="inv/ds",
-        catalogue="local",
-        description=None,
-        investigation_description=None,
-        meta={},
-    )
+    rec = journal_dataset(journal)
     journal.stage_scan((f"f{i}.dat", f"/src/f{i}.dat", i, 1_000_000_000 * i) for i in range(n))
     journal.merge_scan(rec.id)
     files = journal.files_in_state(rec.id, ("discovered",), limit=n)
@@ -33,7 +24,7 @@ def test_local_registration_keeps_no_intents_and_a_lost_page_is_sent_again_once(
     journal = Journal(tmp_path / "journal.db")
     catalogue = LocalCatalogue(tmp_path / "catalogue.db")
     rec = _verified(journal, 5)
-    cid = catalogue.create_dataset(DatasetSpec(name="ds", investigation="inv", location="/storage/inv/ds"))
+    cid = catalogue.create_dataset(DatasetSpec(name="ds", investigation=None, location="/s/ds"))
     rec = journal.update_dataset(rec.id, catalogue_id=cid)
     # The catalogue took the page, then the process died before the journal heard back.
     lost = journal.files_in_state(rec.id, (VERIFIED,), limit=3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine import DatasetSpec, Engine
-from tests.conftest import Cli, ensure_stopped, posix_signals, wait_for
+from tests.conftest import Cli, ensure_stopped, journal_dataset, posix_signals, wait_for
 
 SETTLE = "0.5"
 
@@ -365,17 +365,7 @@ def test_files_that_arrive_during_a_pass_go_in_batches_sized_for_them(tmp_path: 
     from engine.uploader import LANES, MIN_BATCH_FILES, DatasetUploader
 
     with Journal(tmp_path / "journal.sqlite") as journal:
-        rec = journal.create_dataset(
-            profile="default",
-            investigation="",
-            name="ds",
-            storage="/s",
-            target="ds",
-            catalogue="local",
-            description=None,
-            investigation_description=None,
-            meta={},
-        )
+        rec = journal_dataset(journal)
 
         def arrive(first: int, n: int) -> None:
             journal.stage_scan((f"f{i:05d}", f"/src/f{i:05d}", 1000, 1) for i in range(first + n))

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from engine.journal import DISCOVERED, REGISTERED, UPLOADING, Journal
+from tests.conftest import journal_dataset
 
 
 def main() -> int:
@@ -28,17 +29,7 @@ def main() -> int:
     n = ap.parse_args().files
     out: dict[str, float | int] = {"files": n}
     with tempfile.TemporaryDirectory() as d, Journal(Path(d) / "journal.sqlite") as j:
-        rec = j.create_dataset(
-            profile="p",
-            investigation="",
-            name="big",
-            storage="/s",
-            target="big",
-            catalogue="local",
-            description=None,
-            investigation_description=None,
-            meta={},
-        )
+        rec = journal_dataset(j, "big")
 
         def rows():  # type: ignore[no-untyped-def]
             return (

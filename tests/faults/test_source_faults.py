@@ -269,17 +269,24 @@ def test_file_vanishing_mid_upload_is_named_in_every_retry_warning(cli: Cli, tmp
 def test_file_truncated_mid_upload(cli: Cli, tmp_path: Path) -> None:
     src = _with_big(tmp_path / "src")
     code, out, err = _mid_upload(cli, src, lambda p: os.truncate(p, 1 << 20))
-    no_traceback(out, err)
     # The source changed under the copy: what lands and is registered is the file as it is now.
+    _landed_as_it_is_now(cli, src, code, out, err)
+    assert (src / "big.bin").stat().st_size == 1 << 20
+
+
+def _landed_as_it_is_now(cli: Cli, src: Path, code: int, out: str, err: str) -> None:
+    """Exit 0, storage holds the source as it is now (no partial file), and the catalogue has big.bin's size and
+    sha256 as it is now."""
+    no_traceback(out, err)
     assert code == 0, f"exit {code}:\n{tail(out + err)}"
     dest = cli.storage / "ds"
     assert not partial_files(dest)
     got = tree_bytes(dest)
     got.pop("ro-crate-metadata.json")
     assert got == tree_bytes(src)
-    rows = {p: (s, h) for p, s, h in catalogue_files(cli.home, "ds")}
     data = (src / "big.bin").read_bytes()
-    assert rows["big.bin"] == (1 << 20, hashlib.sha256(data).hexdigest())
+    rows = {p: (s, h) for p, s, h in catalogue_files(cli.home, "ds")}
+    assert rows["big.bin"] == (len(data), hashlib.sha256(data).hexdigest())
 
 
 def _rewrite_in_place(path: Path) -> None:
@@ -303,14 +310,4 @@ def test_file_changed_mid_upload_lands_as_it_is_now(
     a change under the copy, and the file is uploaded again — what is stored and registered is the file as it is
     now, never a mix of two versions."""
     src = _with_big(tmp_path / "src")
-    code, out, err = _mid_upload(cli, src, change)
-    no_traceback(out, err)
-    assert code == 0, f"exit {code}:\n{tail(out + err)}"
-    dest = cli.storage / "ds"
-    assert not partial_files(dest)
-    got = tree_bytes(dest)
-    got.pop("ro-crate-metadata.json")
-    assert got == tree_bytes(src)
-    data = (src / "big.bin").read_bytes()
-    rows = {p: (s, h) for p, s, h in catalogue_files(cli.home, "ds")}
-    assert rows["big.bin"] == (len(data), hashlib.sha256(data).hexdigest())
+    _landed_as_it_is_now(cli, src, *_mid_upload(cli, src, change))
