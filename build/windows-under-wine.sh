@@ -71,6 +71,10 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# A step that fails without its own `die` (a pipe in a `set -e` script) says which command it was: the installer
+# check once ended a CI run with exit 1 and no word, and passed when run again.
+set -E
+trap 'rc=$?; log "FAILED (exit $rc) at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT TERM
 
 start_wine() {
