@@ -50,7 +50,7 @@ export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # This machine's pip configuration names local indexes that may not exist: keep pip's output to real problems.
-pip_() { python3 -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+pip_() { python3 -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2 || true); }
 log() { printf '[wine %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 elapsed() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$1"; }
