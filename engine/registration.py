@@ -54,7 +54,6 @@ def register_verified(journal: Journal, catalogue: Catalogue, rec: DatasetRecord
     """
     assert rec.catalogue_id is not None
     total = _recover(journal, catalogue, rec)
-    # Without intents, a page whose outcome is unknown stays verified and is simply sent again.
     intents = not catalogue.resend_is_free
     while True:
         page = journal.files_in_state(rec.id, (VERIFIED,), limit=REGISTER_CHUNK)
