@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +30,7 @@ from engine.journal import (
 from engine.rclone.daemon import RcloneError
 from engine.rclone.errors import TRANSIENT, classify
 from engine.rocrate import MANIFEST_NAME, CrateDataset, CrateFile, is_own_crate, write_crate
+from engine.scratch import scratch_dir
 from engine.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,8 @@ def complete_dataset(
                         f"storage already holds a '{MANIFEST_NAME}' that DataUploader did not write; "
                         "it was not replaced (move it away on the storage)"
                     )
-                with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
-                    path = Path(tmp) / MANIFEST_NAME
+                with scratch_dir(run_dir) as tmp:
+                    path = tmp / MANIFEST_NAME
                     key = _ManifestKey(rec)
                     write_crate(path, crate, _crate_files(journal, key))
                     storage.put(path, dataset_fs, MANIFEST_NAME)
@@ -175,8 +175,8 @@ def complete_dataset(
 def _our_manifest(storage: Storage, rec: DatasetRecord, run_dir: Path) -> bool:
     """Whether the manifest on storage is one DataUploader wrote for this dataset (the journal that knew it was
     lost): such a manifest is rewritten, anything else is left alone."""
-    with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
-        path = storage.fetch(storage.fs(rec.target), MANIFEST_NAME, Path(tmp))  # rclone trouble: the caller's
+    with scratch_dir(run_dir) as tmp:
+        path = storage.fetch(storage.fs(rec.target), MANIFEST_NAME, tmp)  # rclone trouble: the caller's
         try:
             return is_own_crate(path, rec.name)
         except (OSError, ValueError) as exc:  # not JSON, not a crate: not ours

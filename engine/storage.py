@@ -7,7 +7,6 @@ files (``FilesFrom0``) so any file name, even one with a newline or leading spac
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -27,6 +26,7 @@ from engine.gate import TransferGate
 from engine.rclone.daemon import RcloneDaemon, RcloneError
 from engine.rclone.errors import PERMANENT, TRANSIENT, classify
 from engine.redaction import redact
+from engine.scratch import owned_file
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class Storage:
 
     @contextmanager
     def _file_list(self, names: Sequence[str]) -> Iterator[str]:
-        path = self.run_dir / f"files-{os.getpid()}-{os.urandom(6).hex()}.lst"
+        path = owned_file(self.run_dir, "files", ".lst")
         with open(path, "wb") as fh:
             for name in names:
                 fh.write(name.encode("utf-8"))

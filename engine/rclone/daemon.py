@@ -26,6 +26,7 @@ from engine.logs import FILE_ONLY
 from engine.procs import pid_alive
 from engine.rclone.rc_client import RcClient, RcTransportError
 from engine.rclone.spawn import Spawned, spawn, terminate
+from engine.scratch import sweep
 
 log = logging.getLogger(__name__)
 rclone_log = logging.getLogger("engine.rclone.output")
@@ -268,14 +269,8 @@ class RcloneDaemon:
 
 def reap_orphans(run_dir: Path) -> None:
     """Stop rclone daemons left behind by DataUploader processes that were killed without cleaning up, and
-    delete the file lists they handed to rclone (``files-<pid>-<token>.lst``, one per copy or listing)."""
-    for listing in run_dir.glob("files-*-*.lst"):
-        try:
-            owner = int(listing.name.split("-")[1])
-        except ValueError:
-            continue
-        if not pid_alive(owner):
-            listing.unlink(missing_ok=True)
+    delete the scratch files they left (:mod:`engine.scratch`)."""
+    sweep(run_dir)
     for pidfile in run_dir.glob("rcd-*-*.pid"):
         try:
             owner, child = (int(x) for x in pidfile.stem.split("-")[1:3])

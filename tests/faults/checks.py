@@ -83,8 +83,11 @@ def assert_registered_once(home: Path, dataset: str, src: Path) -> None:
 
 def assert_complete(cli: Cli, dataset: str, dest: Path, src: Path, n_files: int) -> None:
     """The whole promise after a fault and a re-run: storage == source byte for byte plus the manifest, nothing
-    temporary left on storage, every file registered once, and the journal saying complete."""
+    temporary left on storage or in the home (what a killed run was working with is deleted by the next one),
+    every file registered once, and the journal saying complete."""
     assert not partial_files(dest), partial_files(dest)
+    left = [p.name for pattern in ("scratch-*", "files-*.lst", "tmp*") for p in cli.home.rglob(pattern)]
+    assert not left, f"scratch left in the home: {left}"
     assert_uploaded(dest, src)
     assert_registered_once(cli.home, dataset, src)
     sets = [d for d in cli.status()["datasets"] if d["name"] == dataset]
