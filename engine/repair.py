@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config, load_config
+from engine.config import DEFAULT_PROFILE, Config, load_config
 from engine.home import Home
 from engine.journal import DISCOVERED, Journal, JournalDamaged
 from engine.storage import join_fs, redact_fs
@@ -174,13 +174,20 @@ def _from_local_catalogue(home: Home, config: Config, journal: Journal) -> list[
     for pid, investigation, name, location, description, inv_description, meta in rows:
         target = f"{investigation}/{name}" if investigation else name
         profile = next((p for p in locals_ if join_fs(redact_fs(p.storage), target) == location), None)
-        if profile is None or journal.find_dataset(profile.name, investigation or "", name) is not None:
+        storage = redact_fs(profile.storage) if profile is not None else _storage_of(location, target)
+        if profile is None and storage is not None and locals_:
+            # Uploaded with --storage: the catalogue does not say under which profile, so it goes to the default
+            # one if that uses this catalogue (the same command with the same --storage then finds it).
+            profile = next((p for p in locals_ if p.name == DEFAULT_PROFILE), locals_[0])
+        if profile is None or storage is None:
+            continue
+        if journal.find_dataset(profile.name, investigation or "", name) is not None:
             continue
         rec = journal.create_dataset(
             profile=profile.name,
             investigation=investigation or "",
             name=name,
-            storage=redact_fs(profile.storage),
+            storage=storage,
             target=target,
             catalogue="local",
             description=description,
@@ -190,3 +197,17 @@ def _from_local_catalogue(home: Home, config: Config, journal: Journal) -> list[
         journal.update_dataset(rec.id, catalogue_id=pid)
         found.append(name)
     return found
+
+
+def _storage_of(location: str, target: str) -> str | None:
+    """The storage root of a dataset stored at ``location`` (its folder, ``target`` below the root): the one
+    that :func:`join_fs` makes that location of, or None."""
+    for joiner in ("/", "\\"):
+        tail = target.replace("/", joiner)
+        if not location.endswith(tail):
+            continue
+        head = location[: -len(tail)]
+        for root in (head[:-1], head) if head.endswith(joiner) else (head,):
+            if root and join_fs(root, target) == location:
+                return root
+    return None

@@ -81,3 +81,30 @@ def test_lost_journal_on_webdav_adopts_files_proven_identical_by_reading_them_ba
         for i in range(12):
             if i != 3:
                 assert srv.disk("raw", "ds", f"f{i}.dat").read_bytes() == (src / f"f{i}.dat").read_bytes()
+
+
+def test_repair_finds_datasets_uploaded_with_storage_outside_the_profile(cli: Cli, tmp_path: Path) -> None:
+    """A lost journal: the local catalogue still knows a dataset that `--storage` sent elsewhere. Repair brings it
+    back with that storage, so `status` and `verify` see it and the same command finds it again."""
+    src = write_tree(tmp_path / "src", {f"f{i}.dat": os.urandom(3000 + i) for i in range(8)})
+    elsewhere = tmp_path / "elsewhere"
+    args = ("upload", str(src), "--dataset", "ds", "--investigation", "inv", "--storage", str(elsewhere))
+    assert cli(*args).code == 0
+    assert cli("upload", str(src), "--dataset", "home-ds").code == 0  # in the profile's storage
+    before = _stored(elsewhere / "inv" / "ds")
+    (cli.home / "journal.sqlite").write_bytes(b"")
+    r = cli("repair")
+    assert r.code == 0, (r.out, r.err)
+    sets = {d["name"]: d for d in cli.status()["datasets"]}
+    assert set(sets) == {"ds", "home-ds"}, sets
+    assert sets["ds"]["location"] == str(elsewhere / "inv" / "ds"), sets["ds"]
+    r = cli(*args)
+    assert r.code == 0, (r.out, r.err)
+    assert "did not write" not in r.out
+    after = _stored(elsewhere / "inv" / "ds")
+    assert {k: after[k] for k in before if k != "ro-crate-metadata.json"} == {
+        k: v for k, v in before.items() if k != "ro-crate-metadata.json"
+    }, "a stored file was rewritten"
+    assert {d["name"]: d for d in cli.status()["datasets"]}["ds"]["files"]["done"] == 8
+    r = cli("verify", "--dataset", "ds")
+    assert r.code == 0 and "8 files" in r.out, (r.out, r.err)
