@@ -78,6 +78,9 @@ class CopyOutcome:
 
     error: str | None = None
     file_errors: dict[str, str] = field(default_factory=dict)
+    # Whether ``file_errors`` names every file that failed: rclone keeps only its last ~100 finished transfers
+    # per job, so in a bigger job that failed some files' own errors are gone.
+    errors_complete: bool = True
     bytes: int = 0
 
 
@@ -110,6 +113,9 @@ _COPY_CONFIG: dict[str, Any] = {"IgnoreTimes": True, "IgnoreChecksum": True}
 
 
 _copies = count(1)
+
+# How many finished transfers rclone keeps per stats group (its accounting.MaxCompletedTransfers, not settable).
+_TRANSFERS_KEPT = 100
 
 
 class Storage:
@@ -310,13 +316,52 @@ class Storage:
             if on_bytes is not None:
                 on_bytes(outcome.bytes)
             if outcome.error is not None:  # a copy that succeeded had no file fail; a failed one says which
-                for t in self.daemon.call("core/transferred", group=group).get("transferred") or ():
+                done = self.daemon.call("core/transferred", group=group).get("transferred") or ()
+                for t in done:
                     if t.get("error"):
                         outcome.file_errors[str(t.get("name"))] = str(t["error"])
+                outcome.errors_complete = len(done) < _TRANSFERS_KEPT
             self.daemon.call("core/stats-delete", group=group)
+            if not outcome.errors_complete:
+                self._ask_again(src_root, dst_fs, names, {str(t.get("name")) for t in done}, outcome, stop)
         except RcloneError as exc:  # statistics are a nicety; verification decides what arrived
             log.debug("could not read stats of %s: %s", group, exc)
         return outcome
+
+    def _ask_again(
+        self,
+        src_root: Path,
+        dst_fs: str,
+        names: Sequence[str],
+        reported: set[str],
+        outcome: CopyOutcome,
+        stop: threading.Event,
+    ) -> None:
+        """rclone keeps only its last ~100 finished transfers per job, and a job's own error is the last one any
+        file met: applied to the others it would fail a file for another's cause (a name the storage refuses is
+        no reason to fail files that met something else). So after a bigger job failed, the files it no longer
+        reports and that are not on the storage are copied again in jobs small enough to keep every file's own
+        error (on the failure path only: nothing moves twice that arrived). Not when the storage was away: every
+        file is retried then anyway."""
+        assert outcome.error is not None
+        if classify(outcome.error).kind == TRANSIENT:
+            return
+        unknown = [n for n in names if n not in reported]
+        present = self.list(dst_fs, unknown)
+        again = [n for n in unknown if n not in present]
+        step = _TRANSFERS_KEPT // 2
+        log.info(
+            "copy failed; %d files without an error of their own are tried again to learn it", len(again)
+        )
+        for i in range(0, len(again), step):
+            if stop.is_set() or self.gate.paused:
+                return
+            sub = self.copy(src_root, dst_fs, again[i : i + step], stop=stop)
+            outcome.bytes += sub.bytes
+            outcome.file_errors.update(sub.file_errors)
+            if sub.error is not None and not sub.errors_complete:
+                return
+        outcome.errors_complete = True
 
     def _watch(
         self,

@@ -298,6 +298,7 @@ class BatchTransfer:
         digests.start()
         errors: dict[str, str] = {}
         job_error: str | None = None
+        errors_complete = True
         if len(files) == 1 and files[0].size <= SINGLE_FILE_MAX:
             f = files[0]
             try:
@@ -325,6 +326,7 @@ class BatchTransfer:
                 result.bytes_moved += outcome.bytes
                 errors.update(outcome.file_errors)
                 job_error = outcome.error or job_error
+                errors_complete &= outcome.errors_complete
         t0 = time.perf_counter()
         after = self.storage.list(
             self.dataset_fs, [f.rel for f in files], self.verify_hash, mod_times=self.verify_hash is None
@@ -352,7 +354,13 @@ class BatchTransfer:
                 if raw is None:
                     result.retry.append((item, "not found on storage after the copy", True))
                     continue
-                self._sort(item, classify(raw), result)
+                c = classify(raw)
+                if not errors_complete and f.rel not in errors and c.kind == PERMANENT:
+                    # rclone did not say why this file failed (the copy was stopped before it was asked again,
+                    # :meth:`Storage.copy`), and the job's error may be another file's: another try tells.
+                    result.retry.append((item, f"the copy failed and rclone did not say why ({raw})", True))
+                    continue
+                self._sort(item, c, result)
             elif r.size != item.digest.size:
                 result.retry.append(
                     (item, f"size on storage {r.size} differs from the source's {item.digest.size}", True)
