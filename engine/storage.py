@@ -356,11 +356,14 @@ class Storage:
         for i in range(0, len(again), step):
             if stop.is_set() or self.gate.paused:
                 return
-            sub = self.copy(src_root, dst_fs, again[i : i + step], stop=stop)
+            chunk = again[i : i + step]
+            sub = self.copy(src_root, dst_fs, chunk, stop=stop)
             outcome.bytes += sub.bytes
-            outcome.file_errors.update(sub.file_errors)
-            if sub.error is not None and not sub.errors_complete:
-                return
+            if sub.error is not None:
+                if not sub.errors_complete:
+                    return
+                # A file of this small job with no error of its own failed (if it did) for the job's reason.
+                outcome.file_errors.update({n: sub.error for n in chunk} | sub.file_errors)
         outcome.errors_complete = True
 
     def _watch(
