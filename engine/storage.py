@@ -310,6 +310,7 @@ class Storage:
             outcome.error = exc.message
         except CancelledError:  # the daemon was stopped before the call began
             raise RcloneError("sync/copy", 0, "the rclone daemon stopped") from None
+        reported: set[str] = set()
         try:
             stats = self.daemon.call("core/stats", group=group)
             outcome.bytes = int(stats.get("bytes", 0))
@@ -318,14 +319,20 @@ class Storage:
             if outcome.error is not None:  # a copy that succeeded had no file fail; a failed one says which
                 done = self.daemon.call("core/transferred", group=group).get("transferred") or ()
                 for t in done:
+                    reported.add(str(t.get("name")))
                     if t.get("error"):
                         outcome.file_errors[str(t.get("name"))] = str(t["error"])
                 outcome.errors_complete = len(done) < _TRANSFERS_KEPT
             self.daemon.call("core/stats-delete", group=group)
-            if not outcome.errors_complete:
-                self._ask_again(src_root, dst_fs, names, {str(t.get("name")) for t in done}, outcome, stop)
         except RcloneError as exc:  # statistics are a nicety; verification decides what arrived
             log.debug("could not read stats of %s: %s", group, exc)
+        if outcome.error is not None and not outcome.errors_complete:
+            try:
+                self._ask_again(src_root, dst_fs, names, reported, outcome, stop)
+            except RcloneError as exc:
+                if exc.status == 0:  # rclone itself is gone: as for the copy
+                    raise
+                log.info("could not learn every failed file's own error: %s", exc)
         return outcome
 
     def _ask_again(
