@@ -18,7 +18,6 @@ Prints one JSON document.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from tests.conftest import child_pids  # noqa: E402
 from tests.servers import RcloneWebdav, write_config  # noqa: E402
 
 SETTLE = 0.5
@@ -220,15 +220,6 @@ def proc_rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def child_pids(pid: int) -> list[int]:
-    """The engine's children: its rclone daemon (started from one of its threads)."""
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            kids += [int(k) for k in (task / "children").read_text().split()]
-    return kids
 
 
 def idle(work: Path, seconds: float) -> dict[str, Any]:
