@@ -5,13 +5,13 @@ Run from the repository root (takes a few minutes on 2 cores):
     python tests/bench/transfer_bench.py                 # all workloads and targets, 3 alternating runs
     python tests/bench/transfer_bench.py --runs 5 --workloads W1 --targets webdav
 
-Workloads: W1 = 2,000 files × 64 KiB in 20 folders; W2 = 4 files × 256 MiB. Targets: a local folder and
-``rclone serve webdav`` on 127.0.0.1. Every DataUploader run is a new process, started as an installed one
-starts (compiled bytecode, no development import hook: see ``installed_python``), from a fresh home and into an
-empty destination, so journal, hashing, verification, catalogue and manifest are all included. The raw rclone
-configuration is the fastest of a small grid (transfers × --no-traverse) measured first on the same files. The
-per-file way is timed on a sample and extrapolated. Prints one JSON document: medians (seconds), throughput
-ratios, and the peak RSS of the engine's Python process and, apart, of its rclone daemon.
+Workloads: W1 = 2,000 files × 64 KiB in 20 folders; W2 = 4 files × 256 MiB. Targets: a local folder, ``rclone serve
+webdav`` on 127.0.0.1 and (``ram``) a local folder on a RAM disk. Every DataUploader run is a new process, started
+as an installed one starts (compiled bytecode, no development import hook: see ``installed_python``), from a fresh
+home and into an empty destination, so journal, hashing, verification, catalogue and manifest are all included. The
+raw rclone configuration is the fastest of a small grid (transfers × --no-traverse) measured first on the same
+files. The per-file way is timed on a sample and extrapolated. Prints one JSON document: medians (seconds),
+throughput ratios, and the peak RSS of the engine's Python process and, apart, of its rclone daemon.
 
 The cost is split in two, each beside rclone's own: the *fixed cost* of a run (a one-file upload: interpreter
 start, imports, daemon start, journal, catalogue, manifest — against one ``rclone copy`` of one file) and the
@@ -44,6 +44,10 @@ sys.path.insert(0, str(REPO))
 from tests.servers import RcloneWebdav, rclone_binary, write_config  # noqa: E402
 
 WORKLOADS = {"W1": (2000, 64 << 10, 20), "W2": (4, 256 << 20, 1)}
+# The "ram" target: a local folder on a RAM disk. This VM's disk is slow or fast by the hour and slows down as
+# copies follow each other, and a local folder's ratio moves with it; on a RAM disk the copy costs what the
+# software costs, so this row is the steady measure of DataUploader's own overhead against rclone's.
+RAM_DISK = Path("/dev/shm")
 
 
 def make_workload(root: Path, name: str) -> tuple[Path, int, int]:
@@ -74,6 +78,10 @@ class Target:
         if kind == "local":
             self.base_disk = work / "dest-local"
             self.base_disk.mkdir(parents=True, exist_ok=True)
+        elif kind == "ram":
+            if not RAM_DISK.is_dir():
+                raise SystemExit(f"target 'ram' needs a RAM disk at {RAM_DISK}; leave it out of --targets")
+            self.base_disk = Path(tempfile.mkdtemp(dir=RAM_DISK, prefix="du-bench-"))
         else:
             self.server = RcloneWebdav(work)
             self.server.start()
@@ -356,7 +364,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workloads", default="W1,W2")
-    ap.add_argument("--targets", default="local,webdav")
+    ap.add_argument("--targets", default="local,webdav,ram")
     ap.add_argument("--per-file-sample", type=int, default=150)
     ap.add_argument("--workdir", help="where to put sources and destinations (default: a temp folder)")
     args = ap.parse_args()
