@@ -219,7 +219,9 @@ PY
       "$WHEEL[test,build]" $WINDOWS_ONLY_DEPS
     rm -rf "$SITE.tmp"/facility_datauploader-*.dist-info "$SITE.tmp"/engine "$SITE.tmp"/tray   # per run, below
     mv "$SITE.tmp" "$SITE"
-    ls -d "$CACHE"/site-* | grep -v "$SITE" | xargs -r rm -rf   # older keys
+    # Older keys. Not `ls | grep -v | xargs`: with no older key grep selects nothing and exits 1, which pipefail
+    # turned into a failed build on every machine whose cache was empty (a fresh CI machine).
+    find "$CACHE" -mindepth 1 -maxdepth 1 -name "site-*" ! -name "${SITE##*/}" -exec rm -rf {} +
   fi
   # This checkout's own code, fresh every run, in front of the cached dependencies.
   pip_ install -q --no-warn-conflicts --root-user-action=ignore --no-deps --no-index --target "$RUN_DIR/proj" "$WHEEL" >/dev/null
