@@ -506,9 +506,11 @@ class Engine:
             self._ticker.start()
 
     def _tick(self) -> None:
-        """Every few seconds: catalogue logins (cheap: adapters answer from their cache); every 30 s: the
-        bandwidth timetable."""
+        """Catalogue logins at once and then every few seconds (cheap: adapters answer from their cache); every
+        30 s: the bandwidth timetable. At once, not an interval later: a sync started with a login that runs out
+        soon is warned before its first registration can find the token dead."""
         beats = 0
+        self._check_logins()
         while not self._tick_stop.wait(LOGIN_CHECK):
             beats += 1
             if beats % int(30 / LOGIN_CHECK) == 0:

@@ -24,6 +24,8 @@ pytest.importorskip(
     "scicat_sdk_py", reason="fake SciCat needs scicat-sdk-py (pip install scicat-sdk-py==5.1.1)"
 )
 
+import engine.core
+from engine import Engine, Event, LoginExpiring
 from tests.conftest import REPO, Cli, Result, ensure_stopped, posix_signals, tree_bytes, wait_for, write_tree
 from tests.fake_scicat import ApiError, FakeSciCat, FakeUser, _Ctx
 
@@ -377,6 +379,27 @@ def test_login_expires_mid_sync_registrations_queue_then_flush(
     assert "expires in" in err  # warned before the login ran out
     assert "registration postponed" in err and "logged in again" in err
     assert listed(sc, only_dataset(sc)["pid"]) == expected(src)
+
+
+def test_a_login_about_to_expire_is_warned_as_soon_as_the_engine_watches(
+    cli: Cli, sc: FakeSciCat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first look at the logins is at once, not one check interval later (the sync above, on a fast machine,
+    had its token revoked and found dead before the first interval was over, and never warned)."""
+    configure(cli, sc, 'expiry_warning = "2h"')
+    login(cli)
+    monkeypatch.setattr(engine.core, "LOGIN_CHECK", 3600.0)  # only the first look can warn within this test
+    warned: list[Event] = []
+    arrived = threading.Event()
+
+    def on_event(event: Event) -> None:
+        warned.append(event)
+        arrived.set()
+
+    with Engine(cli.home) as e:
+        e.subscribe(on_event, (LoginExpiring,))
+        assert arrived.wait(10), "no warning that the login expires"
+    assert isinstance(warned[0], LoginExpiring) and warned[0].user == "alice"
 
 
 def test_batch_ending_logged_out_exits_1_and_says_log_in(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
