@@ -91,6 +91,7 @@ class DatasetHandle:
 
     def _main(self) -> None:
         try:
+            self.engine._check_logins(self.run.resolved.profile)
             self.report = self.run.run()
         except DataUploaderError as exc:
             self.error = exc
@@ -126,6 +127,7 @@ class Engine:
         self._closed = False
         self._ticker: threading.Thread | None = None
         self._logins = LoginWatch()
+        self._logins_lock = threading.Lock()
         self._tick_stop = threading.Event()
 
     def __enter__(self) -> Engine:
@@ -506,24 +508,30 @@ class Engine:
             self._ticker.start()
 
     def _tick(self) -> None:
-        """Catalogue logins at once and then every few seconds (cheap: adapters answer from their cache); every
-        30 s: the bandwidth timetable. At once, not an interval later: a sync started with a login that runs out
-        soon is warned before its first registration can find the token dead."""
+        """Every few seconds: catalogue logins (cheap: adapters answer from their cache); every 30 s: the
+        bandwidth timetable. A run's own login is looked at when it starts (:meth:`DatasetHandle._main`)."""
         beats = 0
-        self._check_logins()
         while not self._tick_stop.wait(LOGIN_CHECK):
             beats += 1
             if beats % int(30 / LOGIN_CHECK) == 0:
                 self._apply_bwlimit()
             self._check_logins()
 
-    def _check_logins(self) -> None:
-        try:
-            profiles = [p for p in self.config().profiles.values() if p.catalogue != "local"]
-        except DataUploaderError:
-            return  # a config being edited: next time
+    def _check_logins(self, only: Profile | None = None) -> None:
+        """Every profile's login, or ``only`` that one: a run starting looks at its own at once, so a sync started
+        with a login that runs out soon is warned before its first registration can find the token dead (and the
+        other profiles' catalogues are not opened on the way)."""
+        if only is not None:
+            profiles = [only] if only.catalogue != "local" else []
+        else:
+            try:
+                profiles = [p for p in self.config().profiles.values() if p.catalogue != "local"]
+            except DataUploaderError:
+                return  # a config being edited: next time
         for profile in profiles:
-            for event in self._logins.check(profile.name, self._catalogue(profile)):
+            with self._logins_lock:  # the ticker and a starting run: one warning per token
+                events = self._logins.check(profile.name, self._catalogue(profile))
+            for event in events:
                 self._bus.emit(event)
 
     # -- the end -----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ pytest.importorskip(
 )
 
 import engine.core
-from engine import Engine, Event, LoginExpiring
+from engine import DatasetSpec, Engine, Event, LoginExpiring
 from tests.conftest import REPO, Cli, Result, ensure_stopped, posix_signals, tree_bytes, wait_for, write_tree
 from tests.fake_scicat import ApiError, FakeSciCat, FakeUser, _Ctx
 
@@ -381,14 +381,14 @@ def test_login_expires_mid_sync_registrations_queue_then_flush(
     assert listed(sc, only_dataset(sc)["pid"]) == expected(src)
 
 
-def test_a_login_about_to_expire_is_warned_as_soon_as_the_engine_watches(
-    cli: Cli, sc: FakeSciCat, monkeypatch: pytest.MonkeyPatch
+def test_a_login_about_to_expire_is_warned_as_soon_as_a_run_starts(
+    cli: Cli, sc: FakeSciCat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first look at the logins is at once, not one check interval later (the sync above, on a fast machine,
+    """A run looks at its login when it starts, not one check interval later (the sync above, on a fast machine,
     had its token revoked and found dead before the first interval was over, and never warned)."""
+    src = logged_in_with_files(cli, sc, tmp_path, 2)
     configure(cli, sc, 'expiry_warning = "2h"')
-    login(cli)
-    monkeypatch.setattr(engine.core, "LOGIN_CHECK", 3600.0)  # only the first look can warn within this test
+    monkeypatch.setattr(engine.core, "LOGIN_CHECK", 3600.0)  # only the run's own look can warn in this test
     warned: list[Event] = []
     arrived = threading.Event()
 
@@ -398,8 +398,11 @@ def test_a_login_about_to_expire_is_warned_as_soon_as_the_engine_watches(
 
     with Engine(cli.home) as e:
         e.subscribe(on_event, (LoginExpiring,))
+        handle = e.upload(DatasetSpec(paths=(str(src),), name="d", investigation="p1234"))
         assert arrived.wait(10), "no warning that the login expires"
-    assert isinstance(warned[0], LoginExpiring) and warned[0].user == "alice"
+        report = handle.wait(60)
+    assert report is not None and report.exit_code == 0
+    assert len(warned) == 1 and isinstance(warned[0], LoginExpiring) and warned[0].user == "alice"
 
 
 def test_batch_ending_logged_out_exits_1_and_says_log_in(cli: Cli, sc: FakeSciCat, tmp_path: Path) -> None:
